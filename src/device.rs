@@ -1,0 +1,94 @@
+//! Device and dtype names as users write them ("cpu", "cuda:1", "bfloat16") and what this build
+//! of candle can provide.
+
+use candle_core::{DType, Device};
+
+use crate::error::{invalid_input, Error, Result};
+
+/// Parses "cpu", "cuda", "cuda:N", "metal" or "metal:N" into a candle device.
+pub fn parse_device(name: &str) -> Result<Device> {
+    let (kind, ordinal) = match name.split_once(':') {
+        Some((kind, ordinal)) => match ordinal.parse::<usize>() {
+            Ok(ordinal) => (kind, ordinal),
+            Err(_) => {
+                return invalid_input!("invalid device {name:?}: the ordinal must be a number")
+            }
+        },
+        None => (name, 0),
+    };
+    match kind {
+        "cpu" if ordinal == 0 => Ok(Device::Cpu),
+        "cuda" => cuda_device(ordinal),
+        "metal" => metal_device(ordinal),
+        _ => invalid_input!(
+            "invalid device {name:?}: expected \"cpu\", \"cuda\", \"cuda:N\" or \"metal\""
+        ),
+    }
+}
+
+fn cuda_device(ordinal: usize) -> Result<Device> {
+    if !candle_core::utils::cuda_is_available() {
+        return Err(Error::DeviceUnavailable(
+            "this build of candle_port has no CUDA support; build it with `--features cuda`".into(),
+        ));
+    }
+    Device::new_cuda(ordinal)
+        .map_err(|e| Error::DeviceUnavailable(format!("cannot open CUDA device {ordinal}: {e}")))
+}
+
+fn metal_device(ordinal: usize) -> Result<Device> {
+    if !candle_core::utils::metal_is_available() {
+        return Err(Error::DeviceUnavailable(
+            "this build of candle_port has no Metal support; build it on macOS with `--features metal`"
+                .into(),
+        ));
+    }
+    Device::new_metal(ordinal)
+        .map_err(|e| Error::DeviceUnavailable(format!("cannot open Metal device {ordinal}: {e}")))
+}
+
+/// Parses transformers' dtype names: "float32", "float16", "bfloat16".
+pub fn parse_dtype(name: &str) -> Result<DType> {
+    match name {
+        "float32" | "fp32" => Ok(DType::F32),
+        "float16" | "fp16" | "half" => Ok(DType::F16),
+        "bfloat16" | "bf16" => Ok(DType::BF16),
+        _ => invalid_input!(
+            "invalid dtype {name:?}: expected \"float32\", \"float16\" or \"bfloat16\""
+        ),
+    }
+}
+
+/// The devices this build can use on this machine, e.g. `["cpu", "cuda:0"]`.
+pub fn available_devices() -> Vec<String> {
+    let mut devices = vec!["cpu".to_string()];
+    if candle_core::utils::cuda_is_available() {
+        devices.extend(
+            (0..64)
+                .take_while(|&i| Device::new_cuda(i).is_ok())
+                .map(|i| format!("cuda:{i}")),
+        );
+    }
+    if candle_core::utils::metal_is_available() && Device::new_metal(0).is_ok() {
+        devices.push("metal:0".to_string());
+    }
+    devices
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_devices_and_dtypes() {
+        assert!(parse_device("cpu").unwrap().is_cpu());
+        assert!(matches!(parse_device("gpu"), Err(Error::InvalidInput(_))));
+        assert!(matches!(
+            parse_device("cuda:x"),
+            Err(Error::InvalidInput(_))
+        ));
+        assert_eq!(parse_dtype("bfloat16").unwrap(), DType::BF16);
+        assert!(matches!(parse_dtype("int8"), Err(Error::InvalidInput(_))));
+        assert_eq!(available_devices()[0], "cpu");
+    }
+}

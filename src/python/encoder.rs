@@ -1,0 +1,154 @@
+//! `_core.EncoderModel`: the RoBERTa / XLM-RoBERTa heads behind one class.
+
+use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+use numpy::PyReadonlyArray2;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::convert::{candle_err, to_py_err, HostArray, IdMatrix};
+use crate::device::{parse_device, parse_dtype};
+use crate::error::Result;
+use crate::roberta::{
+    from_dir, RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification,
+    RobertaForTokenClassification, RobertaModel,
+};
+
+enum Head {
+    Base(RobertaModel),
+    SequenceClassification(RobertaForSequenceClassification),
+    MaskedLM(RobertaForMaskedLM),
+    TokenClassification(RobertaForTokenClassification),
+}
+
+impl Head {
+    fn load(
+        path: &std::path::Path,
+        head: &str,
+        dtype: candle_core::DType,
+        device: &Device,
+    ) -> Result<Self> {
+        Ok(match head {
+            "base" => Self::Base(from_dir(path, dtype, device, RobertaModel::load)?),
+            "sequence-classification" => Self::SequenceClassification(from_dir(
+                path,
+                dtype,
+                device,
+                RobertaForSequenceClassification::load,
+            )?),
+            "masked-lm" => Self::MaskedLM(from_dir(path, dtype, device, RobertaForMaskedLM::load)?),
+            "token-classification" => Self::TokenClassification(from_dir(
+                path,
+                dtype,
+                device,
+                RobertaForTokenClassification::load,
+            )?),
+            _ => return crate::error::invalid_input!("unknown encoder head {head:?}"),
+        })
+    }
+
+    fn config(&self) -> &RobertaConfig {
+        match self {
+            Self::Base(m) => m.config(),
+            Self::SequenceClassification(m) => m.config(),
+            Self::MaskedLM(m) => m.config(),
+            Self::TokenClassification(m) => m.config(),
+        }
+    }
+
+    /// The outputs by transformers' names.
+    fn forward(
+        &self,
+        ids: &Tensor,
+        mask: Option<&Tensor>,
+        types: Option<&Tensor>,
+    ) -> Result<Vec<(&'static str, Tensor)>> {
+        Ok(match self {
+            Self::Base(m) => {
+                let out = m.forward(ids, mask, types)?;
+                let mut outputs = vec![("last_hidden_state", out.last_hidden_state)];
+                outputs.extend(out.pooler_output.map(|p| ("pooler_output", p)));
+                outputs
+            }
+            Self::SequenceClassification(m) => vec![("logits", m.forward(ids, mask, types)?)],
+            Self::MaskedLM(m) => vec![("logits", m.forward(ids, mask, types)?)],
+            Self::TokenClassification(m) => vec![("logits", m.forward(ids, mask, types)?)],
+        })
+    }
+}
+
+/// A RoBERTa-family model with one of its heads ("base", "sequence-classification",
+/// "masked-lm", "token-classification").
+#[pyclass(frozen, module = "candle_port._core")]
+pub struct EncoderModel {
+    head: Head,
+    device: Device,
+}
+
+#[pymethods]
+impl EncoderModel {
+    #[staticmethod]
+    fn from_pretrained(
+        py: Python<'_>,
+        path: PathBuf,
+        head: &str,
+        device: &str,
+        dtype: &str,
+    ) -> PyResult<Self> {
+        let device = parse_device(device).map_err(to_py_err)?;
+        let dtype = parse_dtype(dtype).map_err(to_py_err)?;
+        let head = py
+            .detach(|| Head::load(&path, head, dtype, &device))
+            .map_err(to_py_err)?;
+        Ok(Self { head, device })
+    }
+
+    /// The parsed config.json, as JSON text.
+    #[getter]
+    fn config_json(&self) -> PyResult<String> {
+        serde_json::to_string(self.head.config()).map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    /// Runs the model on int64 (batch, seq) arrays; returns {output name: float32 array}.
+    #[pyo3(signature = (input_ids, attention_mask=None, token_type_ids=None))]
+    fn forward<'py>(
+        &self,
+        py: Python<'py>,
+        input_ids: PyReadonlyArray2<'py, i64>,
+        attention_mask: Option<PyReadonlyArray2<'py, i64>>,
+        token_type_ids: Option<PyReadonlyArray2<'py, i64>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let ids = IdMatrix::from_numpy("input_ids", &input_ids)?;
+        let mask = attention_mask
+            .map(|a| IdMatrix::from_numpy("attention_mask", &a))
+            .transpose()?;
+        let types = token_type_ids
+            .map(|a| IdMatrix::from_numpy("token_type_ids", &a))
+            .transpose()?;
+        let outputs = py.detach(|| -> PyResult<Vec<(&'static str, HostArray)>> {
+            let to_tensor = |m: &IdMatrix| m.to_tensor(&self.device).map_err(candle_err);
+            let ids = to_tensor(&ids)?;
+            let mask = mask.as_ref().map(to_tensor).transpose()?;
+            let types = types.as_ref().map(to_tensor).transpose()?;
+            let outputs = self
+                .head
+                .forward(&ids, mask.as_ref(), types.as_ref())
+                .map_err(to_py_err)?;
+            outputs
+                .into_iter()
+                .map(|(name, t)| Ok((name, HostArray::from_tensor(&t).map_err(candle_err)?)))
+                .collect()
+        })?;
+        let dict = PyDict::new(py);
+        for (name, array) in outputs {
+            dict.set_item(name, array.into_numpy(py)?)?;
+        }
+        Ok(dict)
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<EncoderModel>()
+}

@@ -1,0 +1,21 @@
+//! The Python binding layer (`candle_port._core`): converts numpy arrays, strings and errors, and
+//! releases the GIL around model work. No model logic lives here.
+
+mod convert;
+mod encoder;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(available_devices, m)?)?;
+    encoder::register(m)?;
+    Ok(())
+}
+
+/// The devices this build can use on this machine, e.g. `["cpu"]` or `["cpu", "cuda:0"]`.
+#[pyfunction]
+fn available_devices() -> Vec<String> {
+    crate::device::available_devices()
+}

@@ -1,0 +1,625 @@
+//! RoBERTa and XLM-RoBERTa (transformers' `modeling_roberta.py`; XLM-R is the same network).
+//!
+//! Module names follow the checkpoint keys: `embeddings.word_embeddings`, `encoder.layer.N.
+//! attention.self.query`, ..., with the base model under `roberta.` in task checkpoints.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, IndexOp, Module, Tensor};
+use candle_nn::{
+    embedding, layer_norm, linear, Activation, Embedding, LayerNorm, Linear, VarBuilder,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::activation::HiddenAct;
+use crate::error::{invalid_file, invalid_input, Result};
+use crate::weights::{open_checkpoint, read_config};
+
+/// transformers' `RobertaConfig` (and `XLMRobertaConfig`), with the same defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RobertaConfig {
+    #[serde(default = "defaults::vocab_size")]
+    pub vocab_size: usize,
+    #[serde(default = "defaults::hidden_size")]
+    pub hidden_size: usize,
+    #[serde(default = "defaults::num_hidden_layers")]
+    pub num_hidden_layers: usize,
+    #[serde(default = "defaults::num_attention_heads")]
+    pub num_attention_heads: usize,
+    #[serde(default = "defaults::intermediate_size")]
+    pub intermediate_size: usize,
+    #[serde(default = "defaults::hidden_act")]
+    pub hidden_act: HiddenAct,
+    #[serde(default = "defaults::max_position_embeddings")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "defaults::type_vocab_size")]
+    pub type_vocab_size: usize,
+    #[serde(default = "defaults::layer_norm_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default = "defaults::pad_token_id")]
+    pub pad_token_id: u32,
+    #[serde(default)]
+    pub bos_token_id: Option<u32>,
+    #[serde(default)]
+    pub eos_token_id: Option<u32>,
+    #[serde(default = "defaults::position_embedding_type")]
+    pub position_embedding_type: String,
+    #[serde(default)]
+    pub is_decoder: bool,
+    #[serde(default)]
+    pub model_type: Option<String>,
+    #[serde(default)]
+    pub architectures: Option<Vec<String>>,
+    /// Label names by class index; keys are strings in config.json, as transformers writes them.
+    #[serde(default)]
+    pub id2label: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub num_labels: Option<usize>,
+    #[serde(default)]
+    pub problem_type: Option<String>,
+}
+
+mod defaults {
+    use crate::activation::HiddenAct;
+    pub fn vocab_size() -> usize {
+        50265
+    }
+    pub fn hidden_size() -> usize {
+        768
+    }
+    pub fn num_hidden_layers() -> usize {
+        12
+    }
+    pub fn num_attention_heads() -> usize {
+        12
+    }
+    pub fn intermediate_size() -> usize {
+        3072
+    }
+    pub fn hidden_act() -> HiddenAct {
+        HiddenAct::Gelu
+    }
+    pub fn max_position_embeddings() -> usize {
+        512
+    }
+    pub fn type_vocab_size() -> usize {
+        2
+    }
+    pub fn layer_norm_eps() -> f64 {
+        1e-12
+    }
+    pub fn pad_token_id() -> u32 {
+        1
+    }
+    pub fn position_embedding_type() -> String {
+        "absolute".into()
+    }
+}
+
+impl RobertaConfig {
+    /// Reads and checks `config.json` from a model directory.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let config: Self = read_config(dir)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.position_embedding_type != "absolute" {
+            return invalid_file!(
+                "position_embedding_type {:?} is not supported; only \"absolute\" is implemented",
+                self.position_embedding_type
+            );
+        }
+        if self.is_decoder {
+            return invalid_file!("is_decoder=true (RobertaForCausalLM) is not supported");
+        }
+        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+            return invalid_file!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size,
+                self.num_attention_heads
+            );
+        }
+        if let (Some(n), Some(labels)) = (self.num_labels, &self.id2label) {
+            if n != labels.len() {
+                return invalid_file!(
+                    "num_labels {n} disagrees with id2label ({} labels)",
+                    labels.len()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of classes of classification heads: `len(id2label)`, else `num_labels`, else 2.
+    pub fn num_labels(&self) -> usize {
+        self.id2label
+            .as_ref()
+            .map(BTreeMap::len)
+            .or(self.num_labels)
+            .unwrap_or(2)
+    }
+
+    /// The longest input the position embeddings allow (514 positions → 512 tokens).
+    pub fn max_sequence_length(&self) -> usize {
+        self.max_position_embeddings
+            .saturating_sub(self.pad_token_id as usize + 1)
+    }
+}
+
+/// Input checks shared by every head: ids in range, shapes that agree, length within positions.
+fn validate_inputs(
+    cfg: &RobertaConfig,
+    input_ids: &Tensor,
+    attention_mask: Option<&Tensor>,
+    token_type_ids: Option<&Tensor>,
+) -> Result<()> {
+    let (batch, seq_len) = input_ids
+        .dims2()
+        .or_else(|_| invalid_input!("input_ids must be 2-D (batch, sequence)"))?;
+    if batch == 0 || seq_len == 0 {
+        return invalid_input!("input_ids is empty (shape [{batch}, {seq_len}])");
+    }
+    if seq_len > cfg.max_sequence_length() {
+        return invalid_input!(
+            "sequence length {seq_len} exceeds the model's maximum of {} tokens",
+            cfg.max_sequence_length()
+        );
+    }
+    let max_id = input_ids
+        .max_all()?
+        .to_dtype(DType::U32)?
+        .to_scalar::<u32>()?;
+    if max_id as usize >= cfg.vocab_size {
+        return invalid_input!(
+            "input id {max_id} is out of range for vocab_size {}",
+            cfg.vocab_size
+        );
+    }
+    for (name, tensor) in [
+        ("attention_mask", attention_mask),
+        ("token_type_ids", token_type_ids),
+    ] {
+        if let Some(tensor) = tensor {
+            if tensor.dims() != input_ids.dims() {
+                return invalid_input!(
+                    "{name} has shape {:?}, input_ids {:?}",
+                    tensor.dims(),
+                    input_ids.dims()
+                );
+            }
+        }
+    }
+    if let Some(token_type_ids) = token_type_ids {
+        let max_type = token_type_ids
+            .max_all()?
+            .to_dtype(DType::U32)?
+            .to_scalar::<u32>()?;
+        if max_type as usize >= cfg.type_vocab_size {
+            return invalid_input!(
+                "token type id {max_type} is out of range for type_vocab_size {}",
+                cfg.type_vocab_size
+            );
+        }
+    }
+    Ok(())
+}
+
+/// transformers' `create_position_ids_from_input_ids`: pad_token_id + 1 + running count of
+/// non-padding tokens, and pad_token_id on padding. Computed on the host in integers, so it is
+/// exact at any length and in any dtype.
+fn position_ids(input_ids: &Tensor, pad_token_id: u32) -> candle_core::Result<Tensor> {
+    let ids = input_ids.to_dtype(DType::U32)?.to_vec2::<u32>()?;
+    let positions: Vec<u32> = ids
+        .iter()
+        .flat_map(|row| {
+            row.iter().scan(0u32, move |count, &id| {
+                if id == pad_token_id {
+                    Some(pad_token_id)
+                } else {
+                    *count += 1;
+                    Some(pad_token_id + *count)
+                }
+            })
+        })
+        .collect();
+    Tensor::from_vec(positions, input_ids.dims(), input_ids.device())
+}
+
+/// `RobertaEmbeddings`: word + position + token type embeddings, then LayerNorm.
+struct RobertaEmbeddings {
+    word_embeddings: Embedding,
+    position_embeddings: Embedding,
+    token_type_embeddings: Embedding,
+    layer_norm: LayerNorm,
+    pad_token_id: u32,
+}
+
+impl RobertaEmbeddings {
+    fn load(vb: VarBuilder, cfg: &RobertaConfig) -> candle_core::Result<Self> {
+        Ok(Self {
+            word_embeddings: embedding(cfg.vocab_size, cfg.hidden_size, vb.pp("word_embeddings"))?,
+            position_embeddings: embedding(
+                cfg.max_position_embeddings,
+                cfg.hidden_size,
+                vb.pp("position_embeddings"),
+            )?,
+            token_type_embeddings: embedding(
+                cfg.type_vocab_size,
+                cfg.hidden_size,
+                vb.pp("token_type_embeddings"),
+            )?,
+            layer_norm: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
+            pad_token_id: cfg.pad_token_id,
+        })
+    }
+
+    fn forward(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        let positions = position_ids(input_ids, self.pad_token_id)?;
+        let token_types = match token_type_ids {
+            Some(t) => t.clone(),
+            None => input_ids.zeros_like()?,
+        };
+        let embeddings = (self.word_embeddings.forward(input_ids)?
+            + self.position_embeddings.forward(&positions)?)?
+        .add(&self.token_type_embeddings.forward(&token_types)?)?;
+        self.layer_norm.forward(&embeddings)
+    }
+}
+
+/// `RobertaSelfAttention` + `RobertaSelfOutput`, with query/key/value fused into one matmul.
+struct RobertaAttention {
+    qkv: Linear,
+    output: Linear,
+    layer_norm: LayerNorm,
+    num_heads: usize,
+    head_dim: usize,
+}
+
+impl RobertaAttention {
+    fn load(vb: VarBuilder, cfg: &RobertaConfig) -> candle_core::Result<Self> {
+        let h = cfg.hidden_size;
+        let attn = vb.pp("self");
+        let parts = ["query", "key", "value"].map(|name| linear(h, h, attn.pp(name)));
+        let [q, k, v] = parts;
+        let (q, k, v) = (q?, k?, v?);
+        let weight = Tensor::cat(&[q.weight(), k.weight(), v.weight()], 0)?;
+        let bias = Tensor::cat(
+            &[q.bias().unwrap(), k.bias().unwrap(), v.bias().unwrap()],
+            0,
+        )?;
+        Ok(Self {
+            qkv: Linear::new(weight, Some(bias)),
+            output: linear(h, h, vb.pp("output.dense"))?,
+            layer_norm: layer_norm(h, cfg.layer_norm_eps, vb.pp("output.LayerNorm"))?,
+            num_heads: cfg.num_attention_heads,
+            head_dim: h / cfg.num_attention_heads,
+        })
+    }
+
+    /// `mask_bias` is additive, shaped (batch, 1, 1, seq): 0 for tokens, a large negative for pads.
+    fn forward(&self, xs: &Tensor, mask_bias: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, s, h) = xs.dims3()?;
+        // (b, s, 3, heads, head_dim) → three (b, heads, s, head_dim)
+        let qkv = self
+            .qkv
+            .forward(xs)?
+            .reshape((b, s, 3, self.num_heads, self.head_dim))?;
+        let qkv = qkv.permute((2, 0, 3, 1, 4))?;
+        let q = qkv.i(0)?.contiguous()?;
+        let k = qkv.i(1)?.contiguous()?;
+        let v = qkv.i(2)?.contiguous()?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask_bias)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
+        self.layer_norm
+            .forward(&(self.output.forward(&context)? + xs)?)
+    }
+}
+
+/// `RobertaLayer`: attention, then `RobertaIntermediate` + `RobertaOutput`.
+struct RobertaLayer {
+    attention: RobertaAttention,
+    intermediate: Linear,
+    activation: Activation,
+    output: Linear,
+    layer_norm: LayerNorm,
+}
+
+impl RobertaLayer {
+    fn load(vb: VarBuilder, cfg: &RobertaConfig) -> candle_core::Result<Self> {
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        Ok(Self {
+            attention: RobertaAttention::load(vb.pp("attention"), cfg)?,
+            intermediate: linear(h, i, vb.pp("intermediate.dense"))?,
+            activation: cfg.hidden_act.to_candle(),
+            output: linear(i, h, vb.pp("output.dense"))?,
+            layer_norm: layer_norm(h, cfg.layer_norm_eps, vb.pp("output.LayerNorm"))?,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, mask_bias: &Tensor) -> candle_core::Result<Tensor> {
+        let xs = self.attention.forward(xs, mask_bias)?;
+        let hidden = self.activation.forward(&self.intermediate.forward(&xs)?)?;
+        self.layer_norm
+            .forward(&(self.output.forward(&hidden)? + xs)?)
+    }
+}
+
+/// The additive attention bias of transformers' extended attention mask: 0 where the mask is 1,
+/// the dtype's lowest finite value where it is 0 (finite, so half precision never sees `inf*0`).
+fn attention_bias(attention_mask: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
+    let (b, s) = attention_mask.dims2()?;
+    let lowest = match dtype {
+        DType::F16 => f64::from(half::f16::MIN),
+        DType::BF16 => f64::from(half::bf16::MIN),
+        _ => f64::from(f32::MIN),
+    };
+    let is_pad = attention_mask.eq(0u32)?.to_dtype(DType::F32)?;
+    (is_pad * lowest)?.to_dtype(dtype)?.reshape((b, 1, 1, s))
+}
+
+/// Outputs of the base model, named as in transformers' `BaseModelOutputWithPooling`.
+pub struct RobertaOutput {
+    pub last_hidden_state: Tensor,
+    pub pooler_output: Option<Tensor>,
+}
+
+/// `RobertaModel`: embeddings, encoder and, when the checkpoint has one, the pooler.
+pub struct RobertaModel {
+    embeddings: RobertaEmbeddings,
+    layers: Vec<RobertaLayer>,
+    pooler: Option<Linear>,
+    config: RobertaConfig,
+    dtype: DType,
+}
+
+/// Task checkpoints keep the base model under `roberta.`; base checkpoints at the root.
+fn base_model_vb<'a>(vb: &VarBuilder<'a>) -> VarBuilder<'a> {
+    // Probe a small tensor: with pytorch_model.bin, asking for one reads it.
+    if vb.contains_tensor("roberta.embeddings.LayerNorm.weight") {
+        vb.pp("roberta")
+    } else {
+        vb.clone()
+    }
+}
+
+impl RobertaModel {
+    /// Loads the base model from the root of `vb` (use `base_model_vb` for task checkpoints).
+    /// `with_pooler`: load `pooler.dense` if the checkpoint has it.
+    fn load_base(
+        vb: VarBuilder,
+        cfg: &RobertaConfig,
+        with_pooler: bool,
+    ) -> candle_core::Result<Self> {
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| RobertaLayer::load(vb.pp(format!("encoder.layer.{i}")), cfg))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let pooler = if with_pooler && vb.contains_tensor("pooler.dense.weight") {
+            Some(linear(
+                cfg.hidden_size,
+                cfg.hidden_size,
+                vb.pp("pooler.dense"),
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            embeddings: RobertaEmbeddings::load(vb.pp("embeddings"), cfg)?,
+            layers,
+            pooler,
+            config: cfg.clone(),
+            dtype: vb.dtype(),
+        })
+    }
+
+    pub fn load(vb: VarBuilder, cfg: &RobertaConfig) -> candle_core::Result<Self> {
+        Self::load_base(base_model_vb(&vb), cfg, true)
+    }
+
+    pub fn config(&self) -> &RobertaConfig {
+        &self.config
+    }
+
+    pub fn device(&self) -> &Device {
+        self.embeddings.word_embeddings.embeddings().device()
+    }
+
+    /// `input_ids`, `attention_mask` (1 = token, 0 = padding) and `token_type_ids` are u32
+    /// tensors shaped (batch, seq) on the model's device.
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        token_type_ids: Option<&Tensor>,
+    ) -> Result<RobertaOutput> {
+        validate_inputs(&self.config, input_ids, attention_mask, token_type_ids)?;
+        let last_hidden_state = self.encode(input_ids, attention_mask, token_type_ids)?;
+        let pooler_output = match &self.pooler {
+            Some(pooler) => Some(pooler.forward(&last_hidden_state.i((.., 0))?)?.tanh()?),
+            None => None,
+        };
+        Ok(RobertaOutput {
+            last_hidden_state,
+            pooler_output,
+        })
+    }
+
+    fn encode(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        token_type_ids: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        let mask = match attention_mask {
+            Some(mask) => mask.clone(),
+            None => input_ids.ones_like()?,
+        };
+        let mask_bias = attention_bias(&mask, self.dtype)?;
+        let mut xs = self.embeddings.forward(input_ids, token_type_ids)?;
+        for layer in &self.layers {
+            xs = layer.forward(&xs, &mask_bias)?;
+        }
+        Ok(xs)
+    }
+
+    /// Runs the encoder without the pooler; heads use this.
+    fn hidden_states(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        token_type_ids: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        validate_inputs(&self.config, input_ids, attention_mask, token_type_ids)?;
+        Ok(self.encode(input_ids, attention_mask, token_type_ids)?)
+    }
+}
+
+/// `RobertaForSequenceClassification`: `RobertaClassificationHead` (dense → tanh → out_proj) on
+/// the first token. With one label it is a regression head and returns the raw score.
+pub struct RobertaForSequenceClassification {
+    roberta: RobertaModel,
+    dense: Linear,
+    out_proj: Linear,
+}
+
+impl RobertaForSequenceClassification {
+    pub fn load(vb: VarBuilder, cfg: &RobertaConfig) -> candle_core::Result<Self> {
+        let h = cfg.hidden_size;
+        Ok(Self {
+            roberta: RobertaModel::load_base(base_model_vb(&vb), cfg, false)?,
+            dense: linear(h, h, vb.pp("classifier.dense"))?,
+            out_proj: linear(h, cfg.num_labels(), vb.pp("classifier.out_proj"))?,
+        })
+    }
+
+    pub fn config(&self) -> &RobertaConfig {
+        &self.roberta.config
+    }
+
+    /// Logits shaped (batch, num_labels).
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        token_type_ids: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let hidden = self
+            .roberta
+            .hidden_states(input_ids, attention_mask, token_type_ids)?;
+        let first = hidden.i((.., 0))?;
+        let pooled = self.dense.forward(&first)?.tanh()?;
+        Ok(self.out_proj.forward(&pooled)?)
+    }
+}
+
+/// `RobertaForMaskedLM`: `RobertaLMHead` (dense → gelu → layer_norm → decoder), the decoder
+/// weight tied to the word embeddings when the checkpoint does not store it.
+pub struct RobertaForMaskedLM {
+    roberta: RobertaModel,
+    dense: Linear,
+    layer_norm: LayerNorm,
+    decoder: Linear,
+}
+
+impl RobertaForMaskedLM {
+    pub fn load(vb: VarBuilder, cfg: &RobertaConfig) -> candle_core::Result<Self> {
+        let (h, v) = (cfg.hidden_size, cfg.vocab_size);
+        let roberta = RobertaModel::load_base(base_model_vb(&vb), cfg, false)?;
+        let head = vb.pp("lm_head");
+        let decoder_weight = if head.contains_tensor("decoder.weight") {
+            head.get((v, h), "decoder.weight")?
+        } else {
+            roberta.embeddings.word_embeddings.embeddings().clone()
+        };
+        // transformers ties `lm_head.decoder.bias` to `lm_head.bias`; files may hold either.
+        let bias_name = if head.contains_tensor("bias") {
+            "bias"
+        } else {
+            "decoder.bias"
+        };
+        let decoder_bias = head.get(v, bias_name)?;
+        Ok(Self {
+            dense: linear(h, h, head.pp("dense"))?,
+            layer_norm: layer_norm(h, cfg.layer_norm_eps, head.pp("layer_norm"))?,
+            decoder: Linear::new(decoder_weight, Some(decoder_bias)),
+            roberta,
+        })
+    }
+
+    pub fn config(&self) -> &RobertaConfig {
+        &self.roberta.config
+    }
+
+    /// Logits shaped (batch, seq, vocab_size).
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        token_type_ids: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let hidden = self
+            .roberta
+            .hidden_states(input_ids, attention_mask, token_type_ids)?;
+        let xs = self.dense.forward(&hidden)?.gelu_erf()?;
+        let xs = self.layer_norm.forward(&xs)?;
+        Ok(self.decoder.forward(&xs)?)
+    }
+}
+
+/// `RobertaForTokenClassification`: one linear classifier over every token.
+pub struct RobertaForTokenClassification {
+    roberta: RobertaModel,
+    classifier: Linear,
+}
+
+impl RobertaForTokenClassification {
+    pub fn load(vb: VarBuilder, cfg: &RobertaConfig) -> candle_core::Result<Self> {
+        Ok(Self {
+            roberta: RobertaModel::load_base(base_model_vb(&vb), cfg, false)?,
+            classifier: linear(cfg.hidden_size, cfg.num_labels(), vb.pp("classifier"))?,
+        })
+    }
+
+    pub fn config(&self) -> &RobertaConfig {
+        &self.roberta.config
+    }
+
+    /// Logits shaped (batch, seq, num_labels).
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        token_type_ids: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let hidden = self
+            .roberta
+            .hidden_states(input_ids, attention_mask, token_type_ids)?;
+        Ok(self.classifier.forward(&hidden)?)
+    }
+}
+
+/// XLM-RoBERTa is RoBERTa with another vocabulary; transformers' classes are copies.
+pub type XLMRobertaModel = RobertaModel;
+pub type XLMRobertaForSequenceClassification = RobertaForSequenceClassification;
+pub type XLMRobertaForMaskedLM = RobertaForMaskedLM;
+pub type XLMRobertaForTokenClassification = RobertaForTokenClassification;
+
+/// Loads a head from a model directory: config, weights, and errors that name the file.
+pub fn from_dir<M>(
+    dir: &Path,
+    dtype: DType,
+    device: &Device,
+    load: impl FnOnce(VarBuilder, &RobertaConfig) -> candle_core::Result<M>,
+) -> Result<M> {
+    let config = RobertaConfig::from_dir(dir)?;
+    let checkpoint = open_checkpoint(dir, dtype, device)?;
+    load(checkpoint.vb.clone(), &config).map_err(|e| checkpoint.load_error(e))
+}
