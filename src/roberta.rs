@@ -106,6 +106,13 @@ impl RobertaConfig {
     }
 
     fn validate(&self) -> Result<()> {
+        if let Some(model_type) = self.model_type.as_deref() {
+            if !matches!(model_type, "roberta" | "xlm-roberta") {
+                return invalid_file!(
+                    "model_type {model_type:?} is not a RoBERTa-family model (expected \"roberta\" or \"xlm-roberta\")"
+                );
+            }
+        }
         if self.position_embedding_type != "absolute" {
             return invalid_file!(
                 "position_embedding_type {:?} is not supported; only \"absolute\" is implemented",
@@ -622,4 +629,54 @@ pub fn from_dir<M>(
     let config = RobertaConfig::from_dir(dir)?;
     let checkpoint = open_checkpoint(dir, dtype, device)?;
     load(checkpoint.vb.clone(), &config).map_err(|e| checkpoint.load_error(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn position_ids_count_non_padding_tokens_after_pad_id() {
+        let ids = Tensor::new(&[[0u32, 7, 8, 2, 1, 1], [0, 1, 9, 2, 1, 1]], &Device::Cpu).unwrap();
+        let positions = position_ids(&ids, 1).unwrap().to_vec2::<u32>().unwrap();
+        assert_eq!(
+            positions,
+            vec![vec![2, 3, 4, 5, 1, 1], vec![2, 1, 3, 4, 1, 1]]
+        );
+    }
+
+    #[test]
+    fn config_defaults_are_transformers_defaults() {
+        let config: RobertaConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(
+            (
+                config.vocab_size,
+                config.hidden_size,
+                config.max_position_embeddings
+            ),
+            (50265, 768, 512)
+        );
+        assert_eq!(
+            (
+                config.layer_norm_eps,
+                config.pad_token_id,
+                config.type_vocab_size
+            ),
+            (1e-12, 1, 2)
+        );
+        assert_eq!(config.hidden_act, HiddenAct::Gelu);
+        assert_eq!(config.num_labels(), 2);
+        assert_eq!(config.max_sequence_length(), 510);
+    }
+
+    #[test]
+    fn unsupported_options_are_rejected() {
+        let relative: RobertaConfig =
+            serde_json::from_str(r#"{"position_embedding_type": "relative_key"}"#).unwrap();
+        assert!(relative.validate().is_err());
+        let uneven: RobertaConfig =
+            serde_json::from_str(r#"{"hidden_size": 10, "num_attention_heads": 3}"#).unwrap();
+        assert!(uneven.validate().is_err());
+        assert!(serde_json::from_str::<RobertaConfig>(r#"{"hidden_act": "gelu_10"}"#).is_err());
+    }
 }

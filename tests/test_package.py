@@ -1,0 +1,23 @@
+"""The package surface: version, devices, output objects."""
+
+import re
+
+import numpy as np
+
+import candle_port
+from candle_port import ModelOutput
+
+
+def test_version_and_devices():
+    assert re.fullmatch(r"\d+\.\d+\.\d+", candle_port.__version__)
+    devices = candle_port.available_devices()
+    assert devices[0] == "cpu"
+    assert all(re.fullmatch(r"cpu|cuda:\d+|metal:\d+", d) for d in devices)
+
+
+def test_model_output_reads_like_transformers():
+    out = ModelOutput({"logits": np.zeros((1, 2), np.float32)})
+    assert out.logits is out["logits"]
+    assert out.pooler_output is None
+    assert list(out) == ["logits"] and len(out) == 1
+    assert out.to_tuple()[0] is out.logits
