@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use candle_core::{DType, Device, IndexOp, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::attention::{flash_attn_varlen_cpu, flash_attn_varlen_unfused};
 use candle_nn::{
     embedding, layer_norm, linear, Activation, Embedding, LayerNorm, Linear, VarBuilder,
 };
@@ -156,83 +157,143 @@ impl RobertaConfig {
     }
 }
 
-/// Input checks shared by every head: ids in range, shapes that agree, length within positions.
-fn validate_inputs(
-    cfg: &RobertaConfig,
-    input_ids: &Tensor,
-    attention_mask: Option<&Tensor>,
-    token_type_ids: Option<&Tensor>,
-) -> Result<()> {
-    let (batch, seq_len) = input_ids
-        .dims2()
-        .or_else(|_| invalid_input!("input_ids must be 2-D (batch, sequence)"))?;
-    if batch == 0 || seq_len == 0 {
-        return invalid_input!("input_ids is empty (shape [{batch}, {seq_len}])");
-    }
-    if seq_len > cfg.max_sequence_length() {
-        return invalid_input!(
-            "sequence length {seq_len} exceeds the model's maximum of {} tokens",
-            cfg.max_sequence_length()
-        );
-    }
-    let max_id = input_ids
-        .max_all()?
-        .to_dtype(DType::U32)?
-        .to_scalar::<u32>()?;
-    if max_id as usize >= cfg.vocab_size {
-        return invalid_input!(
-            "input id {max_id} is out of range for vocab_size {}",
-            cfg.vocab_size
-        );
-    }
-    for (name, tensor) in [
-        ("attention_mask", attention_mask),
-        ("token_type_ids", token_type_ids),
-    ] {
-        if let Some(tensor) = tensor {
-            if tensor.dims() != input_ids.dims() {
-                return invalid_input!(
-                    "{name} has shape {:?}, input_ids {:?}",
-                    tensor.dims(),
-                    input_ids.dims()
-                );
-            }
-        }
-    }
-    if let Some(token_type_ids) = token_type_ids {
-        let max_type = token_type_ids
-            .max_all()?
-            .to_dtype(DType::U32)?
-            .to_scalar::<u32>()?;
-        if max_type as usize >= cfg.type_vocab_size {
-            return invalid_input!(
-                "token type id {max_type} is out of range for type_vocab_size {}",
-                cfg.type_vocab_size
-            );
-        }
-    }
-    Ok(())
+/// The real tokens (attention_mask = 1) of a batch, packed row after row, so the encoder never
+/// computes on padding. Built on the host, where ids are checked.
+struct PackedBatch {
+    ids: Tensor,
+    positions: Tensor,
+    token_types: Tensor,
+    /// For each packed token, its flat index `row * seq_len + column` in the padded batch.
+    index: Tensor,
+    /// Real tokens per row, as u32 for candle's varlen attention.
+    seqlens: Tensor,
+    max_len: usize,
+    /// Every row starts with a real token, so `<s>` outputs (pooler, classifier) are defined.
+    first_is_token: bool,
+    dims: (usize, usize),
 }
 
-/// transformers' `create_position_ids_from_input_ids`: pad_token_id + 1 + running count of
-/// non-padding tokens, and pad_token_id on padding. Computed on the host in integers, so it is
-/// exact at any length and in any dtype.
-fn position_ids(input_ids: &Tensor, pad_token_id: u32) -> candle_core::Result<Tensor> {
-    let ids = input_ids.to_dtype(DType::U32)?.to_vec2::<u32>()?;
-    let positions: Vec<u32> = ids
-        .iter()
-        .flat_map(|row| {
-            row.iter().scan(0u32, move |count, &id| {
-                if id == pad_token_id {
-                    Some(pad_token_id)
-                } else {
-                    *count += 1;
-                    Some(pad_token_id + *count)
+fn host_matrix(name: &str, tensor: &Tensor, dims: &[usize]) -> Result<Vec<Vec<u32>>> {
+    if tensor.dims() != dims {
+        return invalid_input!("{name} has shape {:?}, input_ids {:?}", tensor.dims(), dims);
+    }
+    Ok(tensor.to_dtype(DType::U32)?.to_vec2::<u32>()?)
+}
+
+impl PackedBatch {
+    fn new(
+        cfg: &RobertaConfig,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        token_type_ids: Option<&Tensor>,
+    ) -> Result<Self> {
+        let (batch, seq_len) = input_ids
+            .dims2()
+            .or_else(|_| invalid_input!("input_ids must be 2-D (batch, sequence)"))?;
+        if batch == 0 || seq_len == 0 {
+            return invalid_input!("input_ids is empty (shape [{batch}, {seq_len}])");
+        }
+        if seq_len > cfg.max_sequence_length() {
+            return invalid_input!(
+                "sequence length {seq_len} exceeds the model's maximum of {} tokens",
+                cfg.max_sequence_length()
+            );
+        }
+        let ids = host_matrix("input_ids", input_ids, &[batch, seq_len])?;
+        let mask = match attention_mask {
+            Some(mask) => host_matrix("attention_mask", mask, &[batch, seq_len])?,
+            None => vec![vec![1; seq_len]; batch],
+        };
+        let types = match token_type_ids {
+            Some(types) => host_matrix("token_type_ids", types, &[batch, seq_len])?,
+            None => vec![vec![0; seq_len]; batch],
+        };
+        let (mut packed_ids, mut positions, mut packed_types, mut index, mut seqlens) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for (row, ((ids, mask), types)) in ids.iter().zip(&mask).zip(&types).enumerate() {
+            let row_positions = position_ids(ids, cfg.pad_token_id);
+            let mut length = 0u32;
+            for column in (0..seq_len).filter(|&c| mask[c] != 0) {
+                let (id, token_type) = (ids[column], types[column]);
+                if id as usize >= cfg.vocab_size {
+                    return invalid_input!(
+                        "input id {id} is out of range for vocab_size {}",
+                        cfg.vocab_size
+                    );
                 }
-            })
+                if token_type as usize >= cfg.type_vocab_size {
+                    return invalid_input!(
+                        "token type id {token_type} is out of range for type_vocab_size {}",
+                        cfg.type_vocab_size
+                    );
+                }
+                packed_ids.push(id);
+                positions.push(row_positions[column]);
+                packed_types.push(token_type);
+                index.push((row * seq_len + column) as u32);
+                length += 1;
+            }
+            if length == 0 {
+                return invalid_input!("row {row} of attention_mask has no tokens");
+            }
+            seqlens.push(length);
+        }
+        let device = input_ids.device();
+        let total = packed_ids.len();
+        Ok(Self {
+            ids: Tensor::from_vec(packed_ids, total, device)?,
+            positions: Tensor::from_vec(positions, total, device)?,
+            token_types: Tensor::from_vec(packed_types, total, device)?,
+            index: Tensor::from_vec(index, total, device)?,
+            max_len: seqlens.iter().copied().max().unwrap_or(0) as usize,
+            seqlens: Tensor::from_vec(seqlens, batch, device)?,
+            first_is_token: mask.iter().all(|row| row[0] != 0),
+            dims: (batch, seq_len),
         })
-        .collect();
-    Tensor::from_vec(positions, input_ids.dims(), input_ids.device())
+    }
+
+    /// Packed rows (total, n) back to the padded layout (batch, seq, n), zeros on padding (as
+    /// PyTorch's nested-tensor fast path returns).
+    fn unpack(&self, packed: &Tensor) -> candle_core::Result<Tensor> {
+        let (batch, seq_len) = self.dims;
+        let width = packed.dim(1)?;
+        let padded = Tensor::zeros((batch * seq_len, width), packed.dtype(), packed.device())?;
+        padded
+            .index_add(&self.index, packed, 0)?
+            .reshape((batch, seq_len, width))
+    }
+
+    /// The packed rows of each sequence's first token (`<s>`), shaped (batch, n).
+    fn first_tokens(&self, packed: &Tensor) -> Result<Tensor> {
+        if !self.first_is_token {
+            return invalid_input!(
+                "the first token of every row must be a real token (<s>): RoBERTa reads its \
+                 output there, so left-padded batches are not supported; pad on the right"
+            );
+        }
+        let lengths = self.seqlens.to_vec1::<u32>()?;
+        let starts: Vec<u32> = lengths
+            .iter()
+            .scan(0u32, |start, &n| Some(std::mem::replace(start, *start + n)))
+            .collect();
+        let starts = Tensor::from_vec(starts, lengths.len(), packed.device())?;
+        Ok(packed.index_select(&starts, 0)?)
+    }
+}
+
+/// transformers' `create_position_ids_from_input_ids` for one row: pad_token_id + 1 + running
+/// count of non-padding tokens, and pad_token_id on padding. Integers, so exact in any dtype.
+fn position_ids(ids: &[u32], pad_token_id: u32) -> Vec<u32> {
+    ids.iter()
+        .scan(0u32, |count, &id| {
+            if id == pad_token_id {
+                Some(pad_token_id)
+            } else {
+                *count += 1;
+                Some(pad_token_id + *count)
+            }
+        })
+        .collect()
 }
 
 /// `RobertaEmbeddings`: word + position + token type embeddings, then LayerNorm.
@@ -241,46 +302,38 @@ struct RobertaEmbeddings {
     position_embeddings: Embedding,
     token_type_embeddings: Embedding,
     layer_norm: LayerNorm,
-    pad_token_id: u32,
 }
 
 impl RobertaEmbeddings {
     fn load(vb: VarBuilder, cfg: &RobertaConfig) -> candle_core::Result<Self> {
+        let h = cfg.hidden_size;
         Ok(Self {
-            word_embeddings: embedding(cfg.vocab_size, cfg.hidden_size, vb.pp("word_embeddings"))?,
+            word_embeddings: embedding(cfg.vocab_size, h, vb.pp("word_embeddings"))?,
             position_embeddings: embedding(
                 cfg.max_position_embeddings,
-                cfg.hidden_size,
+                h,
                 vb.pp("position_embeddings"),
             )?,
             token_type_embeddings: embedding(
                 cfg.type_vocab_size,
-                cfg.hidden_size,
+                h,
                 vb.pp("token_type_embeddings"),
             )?,
-            layer_norm: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
-            pad_token_id: cfg.pad_token_id,
+            layer_norm: layer_norm(h, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
         })
     }
 
-    fn forward(
-        &self,
-        input_ids: &Tensor,
-        token_type_ids: Option<&Tensor>,
-    ) -> candle_core::Result<Tensor> {
-        let positions = position_ids(input_ids, self.pad_token_id)?;
-        let token_types = match token_type_ids {
-            Some(t) => t.clone(),
-            None => input_ids.zeros_like()?,
-        };
-        let embeddings = (self.word_embeddings.forward(input_ids)?
-            + self.position_embeddings.forward(&positions)?)?
-        .add(&self.token_type_embeddings.forward(&token_types)?)?;
+    /// (total, hidden) embeddings of the packed tokens.
+    fn forward(&self, batch: &PackedBatch) -> candle_core::Result<Tensor> {
+        let embeddings = (self.word_embeddings.forward(&batch.ids)?
+            + self.position_embeddings.forward(&batch.positions)?)?
+        .add(&self.token_type_embeddings.forward(&batch.token_types)?)?;
         self.layer_norm.forward(&embeddings)
     }
 }
 
-/// `RobertaSelfAttention` + `RobertaSelfOutput`, with query/key/value fused into one matmul.
+/// `RobertaSelfAttention` + `RobertaSelfOutput` over packed sequences, with query/key/value
+/// fused into one matmul.
 struct RobertaAttention {
     qkv: Linear,
     output: Linear,
@@ -293,14 +346,15 @@ impl RobertaAttention {
     fn load(vb: VarBuilder, cfg: &RobertaConfig) -> candle_core::Result<Self> {
         let h = cfg.hidden_size;
         let attn = vb.pp("self");
-        let parts = ["query", "key", "value"].map(|name| linear(h, h, attn.pp(name)));
-        let [q, k, v] = parts;
+        let [q, k, v] = ["query", "key", "value"].map(|name| linear(h, h, attn.pp(name)));
         let (q, k, v) = (q?, k?, v?);
+        let bias = |l: &Linear| {
+            l.bias()
+                .cloned()
+                .ok_or_else(|| candle_core::Error::Msg("missing bias".into()))
+        };
         let weight = Tensor::cat(&[q.weight(), k.weight(), v.weight()], 0)?;
-        let bias = Tensor::cat(
-            &[q.bias().unwrap(), k.bias().unwrap(), v.bias().unwrap()],
-            0,
-        )?;
+        let bias = Tensor::cat(&[bias(&q)?, bias(&k)?, bias(&v)?], 0)?;
         Ok(Self {
             qkv: Linear::new(weight, Some(bias)),
             output: linear(h, h, vb.pp("output.dense"))?,
@@ -310,22 +364,25 @@ impl RobertaAttention {
         })
     }
 
-    /// `mask_bias` is additive, shaped (batch, 1, 1, seq): 0 for tokens, a large negative for pads.
-    fn forward(&self, xs: &Tensor, mask_bias: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, s, h) = xs.dims3()?;
-        // (b, s, 3, heads, head_dim) → three (b, heads, s, head_dim)
+    /// `xs`: (total, hidden) packed tokens; each sequence attends to itself only.
+    fn forward(&self, xs: &Tensor, batch: &PackedBatch) -> candle_core::Result<Tensor> {
+        let (total, h) = xs.dims2()?;
         let qkv = self
             .qkv
             .forward(xs)?
-            .reshape((b, s, 3, self.num_heads, self.head_dim))?;
-        let qkv = qkv.permute((2, 0, 3, 1, 4))?;
-        let q = qkv.i(0)?.contiguous()?;
-        let k = qkv.i(1)?.contiguous()?;
-        let v = qkv.i(2)?.contiguous()?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask_bias)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
+            .reshape((total, 3, self.num_heads, self.head_dim))?;
+        let part = |i: usize| qkv.narrow(1, i, 1)?.squeeze(1)?.contiguous();
+        let (q, k, v) = (part(0)?, part(1)?, part(2)?);
+        let scale = 1.0 / (self.head_dim as f32).sqrt();
+        let fused = xs.device().is_cpu() && matches!(xs.dtype(), DType::F32 | DType::F16);
+        let attend = if fused {
+            flash_attn_varlen_cpu
+        } else {
+            flash_attn_varlen_unfused
+        };
+        let (s, len) = (&batch.seqlens, batch.max_len);
+        let context = attend(&q, &k, &v, None, s, s, len, len, scale, false, None, None)?;
+        let context = context.reshape((total, h))?;
         self.layer_norm
             .forward(&(self.output.forward(&context)? + xs)?)
     }
@@ -352,25 +409,12 @@ impl RobertaLayer {
         })
     }
 
-    fn forward(&self, xs: &Tensor, mask_bias: &Tensor) -> candle_core::Result<Tensor> {
-        let xs = self.attention.forward(xs, mask_bias)?;
+    fn forward(&self, xs: &Tensor, batch: &PackedBatch) -> candle_core::Result<Tensor> {
+        let xs = self.attention.forward(xs, batch)?;
         let hidden = self.activation.forward(&self.intermediate.forward(&xs)?)?;
         self.layer_norm
             .forward(&(self.output.forward(&hidden)? + xs)?)
     }
-}
-
-/// The additive attention bias of transformers' extended attention mask: 0 where the mask is 1,
-/// the dtype's lowest finite value where it is 0 (finite, so half precision never sees `inf*0`).
-fn attention_bias(attention_mask: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
-    let (b, s) = attention_mask.dims2()?;
-    let lowest = match dtype {
-        DType::F16 => f64::from(half::f16::MIN),
-        DType::BF16 => f64::from(half::bf16::MIN),
-        _ => f64::from(f32::MIN),
-    };
-    let is_pad = attention_mask.eq(0u32)?.to_dtype(DType::F32)?;
-    (is_pad * lowest)?.to_dtype(dtype)?.reshape((b, 1, 1, s))
 }
 
 /// Outputs of the base model, named as in transformers' `BaseModelOutputWithPooling`.
@@ -380,12 +424,16 @@ pub struct RobertaOutput {
 }
 
 /// `RobertaModel`: embeddings, encoder and, when the checkpoint has one, the pooler.
+///
+/// Inputs of every head are u32 tensors shaped (batch, seq) on the model's device:
+/// `input_ids`, `attention_mask` (1 = token, 0 = padding; default all ones) and
+/// `token_type_ids` (default zeros). Only real tokens are computed; per-token outputs are zero
+/// on padding.
 pub struct RobertaModel {
     embeddings: RobertaEmbeddings,
     layers: Vec<RobertaLayer>,
     pooler: Option<Linear>,
     config: RobertaConfig,
-    dtype: DType,
 }
 
 /// Task checkpoints keep the base model under `roberta.`; base checkpoints at the root.
@@ -423,7 +471,6 @@ impl RobertaModel {
             layers,
             pooler,
             config: cfg.clone(),
-            dtype: vb.dtype(),
         })
     }
 
@@ -435,57 +482,43 @@ impl RobertaModel {
         &self.config
     }
 
-    pub fn device(&self) -> &Device {
-        self.embeddings.word_embeddings.embeddings().device()
-    }
-
-    /// `input_ids`, `attention_mask` (1 = token, 0 = padding) and `token_type_ids` are u32
-    /// tensors shaped (batch, seq) on the model's device.
     pub fn forward(
         &self,
         input_ids: &Tensor,
         attention_mask: Option<&Tensor>,
         token_type_ids: Option<&Tensor>,
     ) -> Result<RobertaOutput> {
-        validate_inputs(&self.config, input_ids, attention_mask, token_type_ids)?;
-        let last_hidden_state = self.encode(input_ids, attention_mask, token_type_ids)?;
+        let batch = PackedBatch::new(&self.config, input_ids, attention_mask, token_type_ids)?;
+        let hidden = self.encode(&batch)?;
         let pooler_output = match &self.pooler {
-            Some(pooler) => Some(pooler.forward(&last_hidden_state.i((.., 0))?)?.tanh()?),
+            Some(pooler) => Some(pooler.forward(&batch.first_tokens(&hidden)?)?.tanh()?),
             None => None,
         };
         Ok(RobertaOutput {
-            last_hidden_state,
+            last_hidden_state: batch.unpack(&hidden)?,
             pooler_output,
         })
     }
 
-    fn encode(
-        &self,
-        input_ids: &Tensor,
-        attention_mask: Option<&Tensor>,
-        token_type_ids: Option<&Tensor>,
-    ) -> candle_core::Result<Tensor> {
-        let mask = match attention_mask {
-            Some(mask) => mask.clone(),
-            None => input_ids.ones_like()?,
-        };
-        let mask_bias = attention_bias(&mask, self.dtype)?;
-        let mut xs = self.embeddings.forward(input_ids, token_type_ids)?;
+    /// The encoder's output for the packed tokens, (total, hidden).
+    fn encode(&self, batch: &PackedBatch) -> candle_core::Result<Tensor> {
+        let mut xs = self.embeddings.forward(batch)?;
         for layer in &self.layers {
-            xs = layer.forward(&xs, &mask_bias)?;
+            xs = layer.forward(&xs, batch)?;
         }
         Ok(xs)
     }
 
-    /// Runs the encoder without the pooler; heads use this.
-    fn hidden_states(
+    /// Packs the inputs and runs the encoder; heads use this.
+    fn encode_inputs(
         &self,
         input_ids: &Tensor,
         attention_mask: Option<&Tensor>,
         token_type_ids: Option<&Tensor>,
-    ) -> Result<Tensor> {
-        validate_inputs(&self.config, input_ids, attention_mask, token_type_ids)?;
-        Ok(self.encode(input_ids, attention_mask, token_type_ids)?)
+    ) -> Result<(PackedBatch, Tensor)> {
+        let batch = PackedBatch::new(&self.config, input_ids, attention_mask, token_type_ids)?;
+        let hidden = self.encode(&batch)?;
+        Ok((batch, hidden))
     }
 }
 
@@ -518,11 +551,10 @@ impl RobertaForSequenceClassification {
         attention_mask: Option<&Tensor>,
         token_type_ids: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let hidden = self
-            .roberta
-            .hidden_states(input_ids, attention_mask, token_type_ids)?;
-        let first = hidden.i((.., 0))?;
-        let pooled = self.dense.forward(&first)?.tanh()?;
+        let (batch, hidden) =
+            self.roberta
+                .encode_inputs(input_ids, attention_mask, token_type_ids)?;
+        let pooled = self.dense.forward(&batch.first_tokens(&hidden)?)?.tanh()?;
         Ok(self.out_proj.forward(&pooled)?)
     }
 }
@@ -565,19 +597,19 @@ impl RobertaForMaskedLM {
         &self.roberta.config
     }
 
-    /// Logits shaped (batch, seq, vocab_size).
+    /// Logits shaped (batch, seq, vocab_size); zero on padding.
     pub fn forward(
         &self,
         input_ids: &Tensor,
         attention_mask: Option<&Tensor>,
         token_type_ids: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let hidden = self
-            .roberta
-            .hidden_states(input_ids, attention_mask, token_type_ids)?;
+        let (batch, hidden) =
+            self.roberta
+                .encode_inputs(input_ids, attention_mask, token_type_ids)?;
         let xs = self.dense.forward(&hidden)?.gelu_erf()?;
         let xs = self.layer_norm.forward(&xs)?;
-        Ok(self.decoder.forward(&xs)?)
+        Ok(batch.unpack(&self.decoder.forward(&xs)?)?)
     }
 }
 
@@ -599,17 +631,17 @@ impl RobertaForTokenClassification {
         &self.roberta.config
     }
 
-    /// Logits shaped (batch, seq, num_labels).
+    /// Logits shaped (batch, seq, num_labels); zero on padding.
     pub fn forward(
         &self,
         input_ids: &Tensor,
         attention_mask: Option<&Tensor>,
         token_type_ids: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let hidden = self
-            .roberta
-            .hidden_states(input_ids, attention_mask, token_type_ids)?;
-        Ok(self.classifier.forward(&hidden)?)
+        let (batch, hidden) =
+            self.roberta
+                .encode_inputs(input_ids, attention_mask, token_type_ids)?;
+        Ok(batch.unpack(&self.classifier.forward(&hidden)?)?)
     }
 }
 

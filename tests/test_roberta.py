@@ -31,9 +31,16 @@ def candle_class(family: str, head: str) -> type:
     return getattr(candle_port, _FAMILY_PREFIX[family] + _CLASS_SUFFIX[head])
 
 
-def assert_outputs_match(ours, reference: dict, names) -> None:
+def assert_outputs_match(ours, reference: dict, names, mask=None) -> None:
+    """Outputs equal within tolerance; per-token outputs on real tokens, and zero on padding
+    (candle_port never computes padding; transformers' values there carry no meaning)."""
     for name in names:
-        diff = max_abs_diff(ours[name], reference[name])
+        mine, theirs = ours[name], reference[name]
+        if mine.ndim == 3 and mask is not None:
+            real = mask.astype(bool)
+            assert not mine[~real].any(), f"{name}: padding positions are not zero"
+            mine, theirs = mine[real], theirs[real]
+        diff = max_abs_diff(mine, theirs)
         assert diff <= F32_TOLERANCE, f"{name}: max abs diff {diff}"
 
 
@@ -50,7 +57,7 @@ def test_parity_on_padded_batch(roberta_checkpoint, family, head, config_name, f
     expected = reference_outputs(reference, ids, mask, types)
     names = ["last_hidden_state", "pooler_output"] if head == "base" else ["logits"]
     assert sorted(ours.keys()) == sorted(names)
-    assert_outputs_match(ours, expected, names)
+    assert_outputs_match(ours, expected, names, mask)
 
 
 @pytest.mark.parametrize("head", ["base", "masked-lm", "token-classification", "sequence-classification"])
@@ -100,7 +107,7 @@ def test_tied_decoder_absent_from_safetensors(roberta_checkpoint):
     ids, mask, types = padded_batch(ROBERTA_CONFIGS["h60-5heads"])
     model = candle_port.AutoModelForMaskedLM.from_pretrained(directory)
     assert isinstance(model, candle_port.RobertaForMaskedLM)
-    assert_outputs_match(model(ids, mask, types), reference_outputs(reference, ids, mask, types), ["logits"])
+    assert_outputs_match(model(ids, mask, types), reference_outputs(reference, ids, mask, types), ["logits"], mask)
 
 
 def test_xlm_roberta_bin_only_classifier_with_extra_keys(tmp_path):
@@ -132,7 +139,7 @@ def test_base_model_from_task_checkpoint_with_prefix(roberta_checkpoint, fmt):
     ours = model(ids, mask, types)
     assert ours.pooler_output is None and "pooler_output" not in ours
     expected = reference_outputs(reference.roberta, ids, mask, types)
-    assert_outputs_match(ours, expected, ["last_hidden_state"])
+    assert_outputs_match(ours, expected, ["last_hidden_state"], mask)
 
 
 def test_base_checkpoint_keys_have_no_prefix(roberta_checkpoint):
@@ -183,4 +190,26 @@ def test_half_precision_close_to_float32(roberta_checkpoint, dtype, head):
     expected = reference_outputs(reference, ids, mask, types)
     name = "last_hidden_state" if head == "base" else "logits"
     assert ours[name].dtype == np.float32
-    assert max_abs_diff(ours[name], expected[name]) <= HALF_TOLERANCE[dtype]
+    real = mask.astype(bool)
+    assert max_abs_diff(ours[name][real], expected[name][real]) <= HALF_TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("head", ["masked-lm", "token-classification"])
+def test_left_padding_matches_on_real_tokens(roberta_checkpoint, head):
+    directory, reference = roberta_checkpoint("xlm-roberta", head, "h60-5heads", "bin")
+    ids, mask, _ = padded_batch(ROBERTA_CONFIGS["h60-5heads"], lengths=[9, 4, 6])
+    ids, mask = ids[:, ::-1].copy(), mask[:, ::-1].copy()  # left padding
+    model = candle_class("xlm-roberta", head).from_pretrained(directory)
+    ours = model(ids, mask)
+    assert_outputs_match(ours, reference_outputs(reference, ids, mask), ["logits"], mask)
+
+
+@pytest.mark.parametrize("head", ["base", "sequence-classification"])
+def test_first_token_outputs_refuse_left_padding(roberta_checkpoint, head):
+    """The pooler and the classifier read position 0; on a left-padded row that is padding,
+    where transformers returns a meaningless value. candle_port says so instead."""
+    directory, _ = roberta_checkpoint("roberta", head, "h60-5heads", "safetensors")
+    ids, mask, _ = padded_batch(ROBERTA_CONFIGS["h60-5heads"], lengths=[9, 4])
+    model = candle_class("roberta", head).from_pretrained(directory)
+    with pytest.raises(ValueError, match="left-padded"):
+        model(ids[:, ::-1].copy(), mask[:, ::-1].copy())
