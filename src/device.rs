@@ -32,8 +32,25 @@ fn cuda_device(ordinal: usize) -> Result<Device> {
             "this build of candle_port has no CUDA support; build it with `--features cuda`".into(),
         ));
     }
-    Device::new_cuda(ordinal)
-        .map_err(|e| Error::DeviceUnavailable(format!("cannot open CUDA device {ordinal}: {e}")))
+    open_gpu("CUDA", ordinal, Device::new_cuda)
+}
+
+/// Opens a GPU. cudarc loads libcuda at run time and panics when it is absent (a CUDA build on
+/// a machine without the NVIDIA driver); that becomes an error here, not a panic in Python.
+fn open_gpu(
+    kind: &str,
+    ordinal: usize,
+    open: fn(usize) -> candle_core::Result<Device>,
+) -> Result<Device> {
+    match std::panic::catch_unwind(|| open(ordinal)) {
+        Ok(Ok(device)) => Ok(device),
+        Ok(Err(e)) => Err(Error::DeviceUnavailable(format!(
+            "cannot open {kind} device {ordinal}: {e}"
+        ))),
+        Err(_) => Err(Error::DeviceUnavailable(format!(
+            "cannot open {kind} device {ordinal}: the {kind} driver library could not be loaded"
+        ))),
+    }
 }
 
 fn metal_device(ordinal: usize) -> Result<Device> {
@@ -43,8 +60,7 @@ fn metal_device(ordinal: usize) -> Result<Device> {
                 .into(),
         ));
     }
-    Device::new_metal(ordinal)
-        .map_err(|e| Error::DeviceUnavailable(format!("cannot open Metal device {ordinal}: {e}")))
+    open_gpu("Metal", ordinal, Device::new_metal)
 }
 
 /// Parses transformers' dtype names: "float32", "float16", "bfloat16".
@@ -65,11 +81,11 @@ pub fn available_devices() -> Vec<String> {
     if candle_core::utils::cuda_is_available() {
         devices.extend(
             (0..64)
-                .take_while(|&i| Device::new_cuda(i).is_ok())
+                .take_while(|&i| open_gpu("CUDA", i, Device::new_cuda).is_ok())
                 .map(|i| format!("cuda:{i}")),
         );
     }
-    if candle_core::utils::metal_is_available() && Device::new_metal(0).is_ok() {
+    if candle_core::utils::metal_is_available() && open_gpu("Metal", 0, Device::new_metal).is_ok() {
         devices.push("metal:0".to_string());
     }
     devices

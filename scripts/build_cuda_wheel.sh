@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds an abi3 candle_port wheel with `--features cuda` on a machine with no CUDA toolkit:
+# nvcc, the CUDA headers and libraries come from NVIDIA's CUDA 13 wheels on PyPI.
+#
+#   scripts/build_cuda_wheel.sh [--features cuda,cudnn] [OUT_DIR]
+#
+# Environment: CUDA_COMPUTE_CAP (default 90: H100/H200), CUDA_WHEELS_VERSION (default 13.0.*),
+# CUDA_BUILD_VENV (default .cuda-build-venv), CARGO_TARGET_DIR (default target/cuda).
+# The wheel loads libcuda, cuBLAS, cuRAND and NVRTC at run time (cudarc's dynamic loading): on the
+# GPU machine they come from the driver and from the same NVIDIA wheels (e.g. PyTorch's), so put
+# their lib directories on LD_LIBRARY_PATH there (the script prints the line to use).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+features=cuda
+if [[ "${1:-}" == "--features" ]]; then features=$2; shift 2; fi
+out_dir=${1:-dist}
+venv=${CUDA_BUILD_VENV:-.cuda-build-venv}
+cuda_version=${CUDA_WHEELS_VERSION:-13.0.*}
+export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/cuda}
+
+python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet "maturin>=1.7,<2" \
+    "nvidia-cuda-nvcc==$cuda_version" "nvidia-cuda-runtime==$cuda_version" \
+    "nvidia-cuda-nvrtc==$cuda_version" "nvidia-cuda-cccl==$cuda_version" \
+    "nvidia-cublas" "nvidia-curand"
+site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+cuda_root="$site/nvidia/cu13"
+[[ -x "$cuda_root/bin/nvcc" ]] || { echo "nvcc not found under $cuda_root/bin" >&2; exit 1; }
+
+# nvcc, headers and libraries as a CUDA install would lay them out.
+export PATH="$cuda_root/bin:$PATH"
+export CUDA_ROOT="$cuda_root" CUDA_PATH="$cuda_root" CUDA_HOME="$cuda_root"
+export LIBRARY_PATH="$cuda_root/lib:${LIBRARY_PATH:-}"
+export LD_LIBRARY_PATH="$cuda_root/lib:${LD_LIBRARY_PATH:-}"
+# nvcc looks for the host compiler's headers next to its own; the CCCL wheel keeps cub/thrust apart.
+export NVCC_PREPEND_FLAGS="-I$cuda_root/include -I$cuda_root/include/cccl ${NVCC_PREPEND_FLAGS:-}"
+nvcc --version | tail -n 2
+
+"$venv/bin/maturin" build --release --features "$features" --out "$out_dir"
+echo
+echo "Built $(ls -t "$out_dir"/candle_port-*.whl | head -n 1) for compute capability $CUDA_COMPUTE_CAP."
+echo "On the GPU machine: export LD_LIBRARY_PATH=\"\$(python -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], \"cu13\", \"lib\"))'):\$LD_LIBRARY_PATH\""
