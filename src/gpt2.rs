@@ -242,17 +242,6 @@ pub struct Gpt2Cache {
     layers: Vec<KvCache>,
 }
 
-impl Gpt2Cache {
-    /// Positions already cached.
-    pub fn len(&self) -> usize {
-        self.layers.first().map_or(0, KvCache::current_seq_len)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 /// The additive attention bias, row-major (batch, queries, keys): 0 where query `i` (at absolute
 /// index `offset + i`) may see key `j` — `j <= offset + i` and `attention_mask[j] == 1` — and
 /// `lowest` elsewhere. One finite value for both reasons, so no sum ever overflows to `-inf`.
