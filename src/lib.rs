@@ -6,6 +6,8 @@
 pub mod activation;
 pub mod device;
 pub mod error;
+pub mod generation;
+pub mod gpt2;
 pub mod roberta;
 pub mod weights;
 

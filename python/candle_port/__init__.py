@@ -12,8 +12,10 @@ from .modeling_roberta import (
     XLMRobertaForTokenClassification,
     XLMRobertaModel,
 )
+from .modeling_gpt2 import GPT2LMHeadModel, GPT2Model
 from .auto import (
     AutoModel,
+    AutoModelForCausalLM,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
@@ -26,9 +28,12 @@ __all__ = [
     "Config",
     "ModelOutput",
     "AutoModel",
+    "AutoModelForCausalLM",
     "AutoModelForMaskedLM",
     "AutoModelForSequenceClassification",
     "AutoModelForTokenClassification",
+    "GPT2Model",
+    "GPT2LMHeadModel",
     "RobertaModel",
     "RobertaForMaskedLM",
     "RobertaForSequenceClassification",

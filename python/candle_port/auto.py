@@ -6,11 +6,17 @@ import json
 import os
 from typing import Dict, Optional
 
+from . import modeling_gpt2 as gpt2
 from . import modeling_roberta as roberta
 
 # model_type → class, per task, as in transformers' MODEL_*_MAPPING.
 _MAPPINGS: Dict[str, Dict[str, type]] = {
-    "AutoModel": {"roberta": roberta.RobertaModel, "xlm-roberta": roberta.XLMRobertaModel},
+    "AutoModel": {
+        "roberta": roberta.RobertaModel,
+        "xlm-roberta": roberta.XLMRobertaModel,
+        "gpt2": gpt2.GPT2Model,
+    },
+    "AutoModelForCausalLM": {"gpt2": gpt2.GPT2LMHeadModel},
     "AutoModelForSequenceClassification": {
         "roberta": roberta.RobertaForSequenceClassification,
         "xlm-roberta": roberta.XLMRobertaForSequenceClassification,
@@ -23,7 +29,7 @@ _MAPPINGS: Dict[str, Dict[str, type]] = {
 }
 
 # The prefix of an `architectures` entry names the family when `model_type` is absent.
-_ARCHITECTURE_PREFIXES = {"XLMRoberta": "xlm-roberta", "Roberta": "roberta"}
+_ARCHITECTURE_PREFIXES = {"XLMRoberta": "xlm-roberta", "Roberta": "roberta", "GPT2": "gpt2"}
 
 
 def model_type_of(path: str) -> str:
@@ -71,7 +77,7 @@ class _AutoClass:
 
 
 class AutoModel(_AutoClass):
-    """The base model of a checkpoint (``RobertaModel``, ``XLMRobertaModel``)."""
+    """The base model of a checkpoint (``RobertaModel``, ``XLMRobertaModel``, ``GPT2Model``)."""
 
     _name = "AutoModel"
 
@@ -92,3 +98,9 @@ class AutoModelForTokenClassification(_AutoClass):
     """Token classification heads."""
 
     _name = "AutoModelForTokenClassification"
+
+
+class AutoModelForCausalLM(_AutoClass):
+    """Causal language models (``GPT2LMHeadModel``)."""
+
+    _name = "AutoModelForCausalLM"

@@ -1,0 +1,228 @@
+//! `_core.GPT2` (the base model or the LM head) and `_core.GenerationStream`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use candle_core::{DType, Device};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray2};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::convert::{candle_err, to_py_err, HostArray, IdMatrix};
+use crate::device::{parse_device, parse_dtype};
+use crate::error::{invalid_input, Result};
+use crate::generation::{GenerationConfig, Generator};
+use crate::gpt2::{from_dir, GPT2Config, GPT2LMHeadModel, GPT2Model};
+
+enum Head {
+    Base(GPT2Model),
+    CausalLm(Arc<GPT2LMHeadModel>),
+}
+
+impl Head {
+    fn load(path: &std::path::Path, head: &str, dtype: DType, device: &Device) -> Result<Self> {
+        Ok(match head {
+            "base" => Self::Base(from_dir(path, dtype, device, GPT2Model::load)?),
+            "causal-lm" => Self::CausalLm(Arc::new(from_dir(
+                path,
+                dtype,
+                device,
+                GPT2LMHeadModel::load,
+            )?)),
+            _ => return invalid_input!("unknown GPT-2 head {head:?}"),
+        })
+    }
+
+    fn config(&self) -> &GPT2Config {
+        match self {
+            Self::Base(m) => m.config(),
+            Self::CausalLm(m) => m.config(),
+        }
+    }
+}
+
+/// Rows of a (batch, seq) id matrix.
+fn rows(matrix: &IdMatrix) -> Vec<Vec<u32>> {
+    let (batch, width) = matrix.dims;
+    if width == 0 {
+        return vec![Vec::new(); batch];
+    }
+    matrix.values.chunks(width).map(<[u32]>::to_vec).collect()
+}
+
+/// Token ids as an int64 numpy array shaped (rows, width).
+fn ids_to_numpy<'py>(py: Python<'py>, ids: &[Vec<u32>]) -> PyResult<Bound<'py, PyAny>> {
+    let width = ids.first().map_or(0, Vec::len);
+    let flat: Vec<i64> = ids.iter().flatten().map(|&id| i64::from(id)).collect();
+    Ok(PyArray1::from_vec(py, flat)
+        .reshape([ids.len(), width])?
+        .into_any())
+}
+
+/// A GPT-2 model: the base model ("base") or the language model head ("causal-lm").
+#[pyclass(frozen, module = "candle_port._core")]
+pub struct GPT2 {
+    head: Head,
+    device: Device,
+}
+
+#[pymethods]
+impl GPT2 {
+    #[staticmethod]
+    fn from_pretrained(
+        py: Python<'_>,
+        path: PathBuf,
+        head: &str,
+        device: &str,
+        dtype: &str,
+    ) -> PyResult<Self> {
+        let device = parse_device(device).map_err(to_py_err)?;
+        let dtype = parse_dtype(dtype).map_err(to_py_err)?;
+        let head = py
+            .detach(|| Head::load(&path, head, dtype, &device))
+            .map_err(to_py_err)?;
+        Ok(Self { head, device })
+    }
+
+    /// The parsed config.json, as JSON text.
+    #[getter]
+    fn config_json(&self) -> PyResult<String> {
+        serde_json::to_string(self.head.config()).map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    /// Runs the model on int64 (batch, seq) arrays; returns {output name: float32 array}.
+    #[pyo3(signature = (input_ids, attention_mask=None))]
+    fn forward<'py>(
+        &self,
+        py: Python<'py>,
+        input_ids: PyReadonlyArray2<'py, i64>,
+        attention_mask: Option<PyReadonlyArray2<'py, i64>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let ids = IdMatrix::from_numpy("input_ids", &input_ids)?;
+        let mask = attention_mask
+            .map(|a| IdMatrix::from_numpy("attention_mask", &a))
+            .transpose()?;
+        let (name, output) = py.detach(|| -> PyResult<(&str, HostArray)> {
+            let to_tensor = |m: &IdMatrix| m.to_tensor(&self.device).map_err(candle_err);
+            let ids = to_tensor(&ids)?;
+            let mask = mask.as_ref().map(to_tensor).transpose()?;
+            let (name, output) = match &self.head {
+                Head::Base(m) => ("last_hidden_state", m.forward(&ids, mask.as_ref())),
+                Head::CausalLm(m) => ("logits", m.forward(&ids, mask.as_ref())),
+            };
+            let output = output.map_err(to_py_err)?;
+            Ok((name, HostArray::from_tensor(&output).map_err(candle_err)?))
+        })?;
+        let dict = PyDict::new(py);
+        dict.set_item(name, output.into_numpy(py)?)?;
+        Ok(dict)
+    }
+
+    /// Starts a generation (transformers' `generate` arguments); the stream yields one token
+    /// per row and step, and `finish()` runs it to the end.
+    #[pyo3(signature = (
+        input_ids, attention_mask=None, max_new_tokens=20, do_sample=false, temperature=1.0,
+        top_k=None, top_p=None, repetition_penalty=1.0, seed=None, eos_token_id=None,
+        pad_token_id=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn stream(
+        &self,
+        py: Python<'_>,
+        input_ids: PyReadonlyArray2<'_, i64>,
+        attention_mask: Option<PyReadonlyArray2<'_, i64>>,
+        max_new_tokens: usize,
+        do_sample: bool,
+        temperature: f64,
+        top_k: Option<usize>,
+        top_p: Option<f64>,
+        repetition_penalty: f64,
+        seed: Option<u64>,
+        eos_token_id: Option<u32>,
+        pad_token_id: Option<u32>,
+    ) -> PyResult<GenerationStream> {
+        let model = match &self.head {
+            Head::CausalLm(model) => model.clone(),
+            Head::Base(_) => {
+                return Err(PyValueError::new_err(
+                    "generation needs the language model head (GPT2LMHeadModel)",
+                ))
+            }
+        };
+        let ids = rows(&IdMatrix::from_numpy("input_ids", &input_ids)?);
+        let mask = attention_mask
+            .map(|a| IdMatrix::from_numpy("attention_mask", &a).map(|m| rows(&m)))
+            .transpose()?;
+        let config = GenerationConfig {
+            max_new_tokens,
+            do_sample,
+            temperature,
+            top_k,
+            top_p,
+            repetition_penalty,
+            seed,
+            eos_token_id,
+            pad_token_id,
+        };
+        let generator = py
+            .detach(|| Generator::new(model, ids, mask, config))
+            .map_err(to_py_err)?;
+        Ok(GenerationStream {
+            generator: Mutex::new(generator),
+        })
+    }
+}
+
+/// A generation in progress. Iterating yields, per step, the new token of every row as an
+/// int64 array; each step runs with the GIL released.
+#[pyclass(frozen, module = "candle_port._core")]
+pub struct GenerationStream {
+    generator: Mutex<Generator>,
+}
+
+impl GenerationStream {
+    fn lock(&self) -> PyResult<MutexGuard<'_, Generator>> {
+        self.generator
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("a previous generation step failed"))
+    }
+}
+
+#[pymethods]
+impl GenerationStream {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let tokens = py.detach(|| self.lock()?.step().map_err(to_py_err))?;
+        tokens
+            .map(|tokens| {
+                Ok(PyArray1::from_vec(py, tokens.into_iter().map(i64::from).collect()).into_any())
+            })
+            .transpose()
+    }
+
+    /// Runs the remaining steps; returns prompt + new tokens, int64 (batch, length).
+    fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let sequences = py.detach(|| -> PyResult<Vec<Vec<u32>>> {
+            let mut generator = self.lock()?;
+            while generator.step().map_err(to_py_err)?.is_some() {}
+            Ok(generator.sequences().to_vec())
+        })?;
+        ids_to_numpy(py, &sequences)
+    }
+
+    /// Prompt + the tokens generated so far, int64 (batch, length).
+    #[getter]
+    fn sequences<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let sequences = self.lock()?.sequences().to_vec();
+        ids_to_numpy(py, &sequences)
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<GPT2>()?;
+    m.add_class::<GenerationStream>()
+}
