@@ -7,6 +7,7 @@ pub mod activation;
 pub mod device;
 pub mod error;
 pub mod roberta;
+pub mod tokenizer;
 pub mod weights;
 
 #[cfg(feature = "python")]
