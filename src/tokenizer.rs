@@ -81,10 +81,6 @@ impl Tokenizer {
         Ok(Self { inner, config })
     }
 
-    pub fn config(&self) -> &TokenizerConfig {
-        &self.config
-    }
-
     /// Encodes texts, or pairs when `pairs` is given (as many as `texts`), in parallel.
     pub fn encode_batch(
         &self,
@@ -242,6 +238,10 @@ impl Tokenizer {
 
     pub fn padding_side(&self) -> Side {
         self.config.padding_side
+    }
+
+    pub fn model_input_names(&self) -> &[String] {
+        &self.config.model_input_names
     }
 
     /// Writes `tokenizer.json` and a `tokenizer_config.json` (special tokens, length limit,

@@ -128,6 +128,12 @@ impl Tokenizer {
         self.inner.padding_side().name()
     }
 
+    /// The inputs the model takes, e.g. ["input_ids", "attention_mask"].
+    #[getter]
+    fn model_input_names(&self) -> Vec<String> {
+        self.inner.model_input_names().to_vec()
+    }
+
     /// Writes tokenizer.json and tokenizer_config.json into a directory.
     fn save_pretrained(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         py.detach(|| self.inner.save_pretrained(&path))

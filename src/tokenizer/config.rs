@@ -154,6 +154,9 @@ pub struct TokenizerConfig {
     /// `None`: no limit (transformers' `model_max_length` of 1e30).
     pub model_max_length: Option<usize>,
     pub padding_side: Side,
+    /// What the model takes, as transformers' `model_input_names`: which of
+    /// `token_type_ids` / `attention_mask` an encoding returns by default.
+    pub model_input_names: Vec<String>,
 }
 
 impl TokenizerConfig {
@@ -185,6 +188,7 @@ impl TokenizerConfig {
             trim_offsets: flag("trim_offsets", true),
             model_max_length: model_max_length(&tokenizer_config, family),
             padding_side: padding_side(&tokenizer_config, dir)?,
+            model_input_names: model_input_names(&tokenizer_config, family),
         })
     }
 }
@@ -199,6 +203,28 @@ fn model_max_length(tokenizer_config: &Map<String, Value>, family: Family) -> Op
         None if matches!(family, Family::Roberta | Family::XlmRoberta) => Some(ROBERTA_MAX_LENGTH),
         None => None,
     }
+}
+
+/// The configured names, else transformers' class defaults: RoBERTa, XLM-R and GPT-2 take no
+/// token types, the generic tokenizer class does.
+fn model_input_names(tokenizer_config: &Map<String, Value>, family: Family) -> Vec<String> {
+    let configured = tokenizer_config
+        .get("model_input_names")
+        .and_then(Value::as_array)
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        });
+    configured.unwrap_or_else(|| {
+        let names: &[&str] = match family {
+            Family::Other => &["input_ids", "token_type_ids", "attention_mask"],
+            _ => &["input_ids", "attention_mask"],
+        };
+        names.iter().map(|n| n.to_string()).collect()
+    })
 }
 
 fn padding_side(tokenizer_config: &Map<String, Value>, dir: &Path) -> Result<Side> {
