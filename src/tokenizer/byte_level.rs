@@ -118,3 +118,79 @@ fn read_text(path: &Path) -> Result<String> {
     std::fs::read_to_string(path)
         .map_err(|e| Error::InvalidFile(format!("cannot read {}: {e}", path.display())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenizer::{EncodeOptions, Padding, Tokenizer};
+
+    /// A byte-level BPE that knows "Ġa", "Ġb" and "ab", in RoBERTa's layout.
+    fn roberta_dir(merges: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let vocab = r#"{"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "a": 4, "b": 5, "Ġ": 6,
+                        "Ġa": 7, "Ġb": 8, "ab": 9, "<mask>": 10}"#;
+        std::fs::write(dir.path().join("vocab.json"), vocab).unwrap();
+        std::fs::write(dir.path().join("merges.txt"), merges).unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"model_type": "roberta"}"#,
+        )
+        .unwrap();
+        dir
+    }
+
+    const MERGES: &str = "#version: 0.2\nĠ a\nĠ b\na b\n";
+
+    fn encode(
+        tokenizer: &Tokenizer,
+        text: &str,
+        pair: Option<&str>,
+        truncate_to: Option<usize>,
+    ) -> Vec<u32> {
+        let options = EncodeOptions {
+            add_special_tokens: true,
+            truncate_to,
+            padding: Padding::None,
+        };
+        let pairs = pair.map(|p| vec![p.to_string()]);
+        let batch = tokenizer
+            .encode_batch(&[text.to_string()], pairs.as_deref(), options)
+            .unwrap();
+        batch.input_ids[0].clone()
+    }
+
+    #[test]
+    fn roberta_layout_single_and_pair() {
+        let dir = roberta_dir(MERGES);
+        let tokenizer = Tokenizer::from_dir(dir.path()).unwrap();
+        assert_eq!(encode(&tokenizer, "ab a", None, None), [0, 9, 7, 2]);
+        assert_eq!(
+            encode(&tokenizer, "ab", Some("b"), None),
+            [0, 9, 2, 2, 5, 2]
+        );
+        assert_eq!(
+            encode(&tokenizer, "ab a b", Some("ab"), Some(6)),
+            [0, 9, 2, 2, 9, 2]
+        );
+        assert_eq!(tokenizer.token_to_id("<mask>"), Some(10));
+    }
+
+    #[test]
+    fn gpt2_style_adds_no_special_tokens() {
+        let dir = roberta_dir(MERGES);
+        std::fs::write(dir.path().join("config.json"), r#"{"model_type": "gpt2"}"#).unwrap();
+        let tokenizer = Tokenizer::from_dir(dir.path()).unwrap();
+        assert_eq!(encode(&tokenizer, "ab a", None, None), [9, 7]);
+        assert_eq!(tokenizer.pad_token_id(), None);
+    }
+
+    #[test]
+    fn bad_merges_name_the_file_and_line() {
+        let dir = roberta_dir("#version: 0.2\nĠ a\na b c\n");
+        let err = Tokenizer::from_dir(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("merges.txt line 3"), "{err}");
+        let dir = roberta_dir("x y\n");
+        let err = Tokenizer::from_dir(dir.path()).err().unwrap();
+        assert!(matches!(err, Error::InvalidFile(_)) && err.to_string().contains("merges.txt"));
+    }
+}

@@ -251,3 +251,57 @@ fn read_optional_object(path: &Path) -> Result<Map<String, Value>> {
         Err(e) => invalid_file!("invalid {}: {e}", path.display()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_of(files: &[(&str, &str)]) -> TokenizerConfig {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        TokenizerConfig::from_dir(dir.path()).unwrap()
+    }
+
+    #[test]
+    fn tokenizer_class_wins_over_model_type() {
+        let config = config_of(&[
+            ("config.json", r#"{"model_type": "roberta"}"#),
+            (
+                "tokenizer_config.json",
+                r#"{"tokenizer_class": "GPT2TokenizerFast"}"#,
+            ),
+        ]);
+        assert_eq!(config.family, Family::Gpt2);
+        assert_eq!(config.special.pad, None);
+        assert_eq!(config.model_max_length, None);
+    }
+
+    #[test]
+    fn roberta_defaults_and_overrides() {
+        let config = config_of(&[("config.json", r#"{"model_type": "roberta"}"#)]);
+        assert_eq!(config.model_max_length, Some(512));
+        assert_eq!(config.special.mask.as_deref(), Some("<mask>"));
+        let config = config_of(&[
+            ("config.json", r#"{"model_type": "roberta"}"#),
+            (
+                "tokenizer_config.json",
+                r#"{"model_max_length": 1000000000000000019884624838656, "padding_side": "left",
+                    "mask_token": {"content": "[MASK]", "lstrip": true}, "add_prefix_space": true}"#,
+            ),
+        ]);
+        assert_eq!(config.model_max_length, None);
+        assert_eq!(config.padding_side, Side::Left);
+        assert_eq!(config.special.mask.as_deref(), Some("[MASK]"));
+        assert!(config.add_prefix_space);
+    }
+
+    #[test]
+    fn malformed_config_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tokenizer_config.json"), "{oops").unwrap();
+        let err = TokenizerConfig::from_dir(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("tokenizer_config.json"), "{err}");
+    }
+}

@@ -189,3 +189,119 @@ fn post_processor(tokenizer: &Tokenizer, config: &TokenizerConfig) -> Result<Tem
         .build()
         .map_err(|e| Error::InvalidFile(format!("bad special tokens: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenizer::{EncodeOptions, Padding, Tokenizer};
+
+    fn piece(text: &str, score: f32, kind: PieceType) -> SentencePiece {
+        SentencePiece {
+            piece: Some(text.into()),
+            score: Some(score),
+            r#type: Some(kind as i32),
+        }
+    }
+
+    /// A unigram model: SentencePiece's `<unk>`, `<s>`, `</s>`, then word pieces and characters.
+    fn hand_built_model() -> ModelProto {
+        let mut pieces = vec![
+            piece("<unk>", 0.0, PieceType::Unknown),
+            piece("<s>", 0.0, PieceType::Control),
+            piece("</s>", 0.0, PieceType::Control),
+            piece("▁hello", -1.0, PieceType::Normal),
+            piece("▁world", -1.5, PieceType::Normal),
+            piece("▁", -3.0, PieceType::Normal),
+        ];
+        pieces.extend(
+            "helowrd"
+                .chars()
+                .map(|c| piece(&c.to_string(), -5.0, PieceType::Normal)),
+        );
+        ModelProto {
+            pieces,
+            trainer_spec: Some(TrainerSpec {
+                model_type: Some(1),
+                byte_fallback: Some(false),
+                unk_id: Some(0),
+                bos_id: Some(1),
+                eos_id: Some(2),
+                pad_id: Some(-1),
+            }),
+            normalizer_spec: Some(NormalizerSpec {
+                name: Some("identity".into()),
+                precompiled_charsmap: None,
+                add_dummy_prefix: Some(true),
+                remove_extra_whitespaces: Some(true),
+            }),
+        }
+    }
+
+    fn model_dir(model_bytes: &[u8]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sentencepiece.bpe.model"), model_bytes).unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"model_type": "xlm-roberta"}"#,
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn parses_what_prost_encodes() {
+        let model = hand_built_model();
+        let dir = model_dir(&model.encode_to_vec());
+        let parsed = read_model(&dir.path().join("sentencepiece.bpe.model")).unwrap();
+        assert_eq!(parsed, model);
+        assert_eq!(parsed.trainer_spec.unwrap().unk_id(), 0);
+    }
+
+    #[test]
+    fn vocabulary_has_fairseq_layout() {
+        let vocab = xlm_roberta_vocab(&hand_built_model(), "<mask>");
+        let tokens: Vec<&str> = vocab.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(tokens[..5], ["<s>", "<pad>", "</s>", "<unk>", "▁hello"]);
+        assert_eq!(tokens.last(), Some(&"<mask>"));
+        assert_eq!(vocab.len(), hand_built_model().pieces.len() + 2);
+        assert_eq!(vocab[4].1, -1.0);
+    }
+
+    #[test]
+    fn encodes_with_xlm_roberta_specials() {
+        let dir = model_dir(&hand_built_model().encode_to_vec());
+        let tokenizer = Tokenizer::from_dir(dir.path()).unwrap();
+        let options = EncodeOptions {
+            add_special_tokens: true,
+            truncate_to: None,
+            padding: Padding::Longest,
+        };
+        let texts = ["hello world".to_string(), "hello".to_string()];
+        let batch = tokenizer.encode_batch(&texts, None, options).unwrap();
+        assert_eq!(batch.input_ids, [vec![0, 4, 5, 2], vec![0, 4, 2, 1]]);
+        assert_eq!(batch.attention_mask, [vec![1, 1, 1, 1], vec![1, 1, 1, 0]]);
+        assert_eq!(tokenizer.token_to_id("<mask>"), Some(14));
+        assert_eq!(tokenizer.model_max_length(), Some(512));
+        assert_eq!(
+            tokenizer.decode(&batch.input_ids[0], true).unwrap(),
+            "hello world"
+        );
+    }
+
+    #[test]
+    fn rejects_truncated_and_foreign_files() {
+        let bytes = hand_built_model().encode_to_vec();
+        for bad in [
+            &bytes[..bytes.len() / 2],
+            b"not a model at all".as_slice(),
+            b"",
+        ] {
+            let dir = model_dir(bad);
+            let err = Tokenizer::from_dir(dir.path())
+                .err()
+                .expect("bad model accepted");
+            assert!(matches!(err, Error::InvalidFile(_)), "{err}");
+            assert!(err.to_string().contains("sentencepiece.bpe.model"), "{err}");
+        }
+    }
+}
