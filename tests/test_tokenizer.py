@@ -130,18 +130,45 @@ def test_padding_max_length_with_truncation_matches(loaded, name):
     assert_same_encoding(got, reference(firsts, seconds, **kwargs))
 
 
+def variant(vocab_dirs, tmp_path, name: str, file_name: str, content: dict) -> Path:
+    """A copy of a vocabulary directory with one more JSON config file."""
+    directory = copy_dir(vocab_dirs[name], tmp_path / name)
+    (directory / file_name).write_text(json.dumps(content))
+    return directory
+
+
 @pytest.mark.parametrize("name", ["roberta", "spm-unigram"])
 def test_left_padding_from_tokenizer_config(vocab_dirs, tmp_path, name):
-    directory = tmp_path / name
-    directory.mkdir()
-    for path in vocab_dirs[name].iterdir():
-        (directory / path.name).write_bytes(path.read_bytes())
-    (directory / "tokenizer_config.json").write_text(json.dumps({"padding_side": "left"}))
+    directory = variant(vocab_dirs, tmp_path, name, "tokenizer_config.json", {"padding_side": "left"})
     ours, reference = candle_port.Tokenizer.from_pretrained(directory), ReferenceTokenizer.from_pretrained(directory)
     assert ours.padding_side == reference.padding_side == "left"
     got = ours(CORPUS[:20], padding=True, return_tensors="np")
     assert got["attention_mask"][:, 0].min() == 0
     assert_same_encoding(got, reference(CORPUS[:20], padding=True, return_tensors="np"))
+
+
+MASK_LSTRIP = {
+    "__type": "AddedToken",
+    "content": "<mask>",
+    "lstrip": True,
+    "rstrip": False,
+    "normalized": False,
+    "single_word": False,
+}
+
+
+# Metaspace drops the spaces around <mask> either way, so lstrip only shows in byte-level BPE.
+@pytest.mark.parametrize(
+    "name, file_name, lstrip_shows",
+    [("roberta", "special_tokens_map.json", True), ("spm-unigram", "tokenizer_config.json", False)],
+)
+def test_mask_token_options_from_config(loaded, vocab_dirs, tmp_path, name, file_name, lstrip_shows):
+    directory = variant(vocab_dirs, tmp_path, name, file_name, {"mask_token": MASK_LSTRIP})
+    ours, reference = candle_port.Tokenizer.from_pretrained(directory), ReferenceTokenizer.from_pretrained(directory)
+    texts = [t for t in CORPUS if "<mask>" in t]
+    assert ours(texts)["input_ids"] == reference(texts)["input_ids"]
+    plain, _ = loaded[name]
+    assert (ours(texts)["input_ids"] != plain(texts)["input_ids"]) == lstrip_shows
 
 
 def test_padding_without_pad_token_raises(loaded):

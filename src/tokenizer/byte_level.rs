@@ -9,7 +9,7 @@ use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::processors::roberta::RobertaProcessing;
 use tokenizers::processors::template::TemplateProcessing;
-use tokenizers::{AddedToken, Tokenizer};
+use tokenizers::Tokenizer;
 
 use super::config::{Family, TokenizerConfig};
 use crate::error::{invalid_file, Error, Result};
@@ -35,14 +35,8 @@ pub fn build(vocab_path: &Path, merges_path: &Path, config: &TokenizerConfig) ->
         true,
     )));
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
-    let specials: Vec<AddedToken> = config
-        .special
-        .named()
-        .into_iter()
-        .map(|(_, token)| AddedToken::from(token, true))
-        .collect();
     tokenizer
-        .add_special_tokens(specials)
+        .add_special_tokens(config.special_added_tokens())
         .map_err(|e| Error::InvalidFile(format!("cannot add special tokens: {e}")))?;
     if config.family == Family::Roberta {
         let processor = roberta_processor(&tokenizer, config)?;

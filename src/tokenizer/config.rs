@@ -3,9 +3,11 @@
 //! tokens (`tokenizer_config.json`, `special_tokens_map.json`), `add_prefix_space`,
 //! `trim_offsets`, `model_max_length` and `padding_side`.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::{Map, Value};
+use tokenizers::AddedToken;
 
 use crate::error::{invalid_file, Error, Result};
 
@@ -125,23 +127,42 @@ impl SpecialTokens {
         })
     }
 
-    /// Overrides the tokens a JSON object names, as strings or serialized `AddedToken`s.
-    fn update_from(&mut self, object: &Map<String, Value>) {
+    /// Overrides the tokens a JSON object names, as strings or serialized `AddedToken`s; the
+    /// latter's matching options (`lstrip`...) go to `options`.
+    fn update_from(
+        &mut self,
+        object: &Map<String, Value>,
+        options: &mut HashMap<String, AddedToken>,
+    ) {
         for (name, value) in object {
-            if let (Some(slot), Some(token)) = (self.slot(name), token_content(value)) {
-                *slot = Some(token);
+            let Some(slot) = self.slot(name) else {
+                continue;
+            };
+            match value {
+                Value::String(token) => *slot = Some(token.clone()),
+                Value::Object(fields) => {
+                    if let Some(token) = added_token(fields) {
+                        *slot = Some(token.content.clone());
+                        options.insert(token.content.clone(), token);
+                    }
+                }
+                _ => {}
             }
         }
     }
 }
 
-/// The text of a special token given as `"<s>"` or `{"content": "<s>", ...}`.
-fn token_content(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Object(o) => o.get("content")?.as_str().map(str::to_string),
-        _ => None,
-    }
+/// A special token serialized as `{"content": "<mask>", "lstrip": true, ...}`.
+fn added_token(fields: &Map<String, Value>) -> Option<AddedToken> {
+    let content = fields.get("content")?.as_str()?;
+    let flag = |key: &str| fields.get(key).and_then(Value::as_bool).unwrap_or(false);
+    Some(
+        AddedToken::from(content, true)
+            .lstrip(flag("lstrip"))
+            .rstrip(flag("rstrip"))
+            .single_word(flag("single_word"))
+            .normalized(flag("normalized")),
+    )
 }
 
 /// Everything besides the vocabulary that shapes a tokenizer.
@@ -149,6 +170,8 @@ fn token_content(value: &Value) -> Option<String> {
 pub struct TokenizerConfig {
     pub family: Family,
     pub special: SpecialTokens,
+    /// Matching options (`lstrip`...) of the special tokens configured as `AddedToken`s.
+    special_options: HashMap<String, AddedToken>,
     pub add_prefix_space: bool,
     pub trim_offsets: bool,
     /// `None`: no limit (transformers' `model_max_length` of 1e30).
@@ -173,8 +196,9 @@ impl TokenizerConfig {
             .or_else(|| text(&model_config, "model_type").and_then(|t| Family::from_model_type(&t)))
             .unwrap_or(Family::Other);
         let mut special = SpecialTokens::defaults(family);
-        special.update_from(&tokenizer_config);
-        special.update_from(&special_tokens_map);
+        let mut special_options = HashMap::new();
+        special.update_from(&tokenizer_config, &mut special_options);
+        special.update_from(&special_tokens_map, &mut special_options);
         let flag = |key: &str, default: bool| {
             tokenizer_config
                 .get(key)
@@ -184,12 +208,30 @@ impl TokenizerConfig {
         Ok(Self {
             family,
             special,
+            special_options,
             add_prefix_space: flag("add_prefix_space", family == Family::XlmRoberta),
             trim_offsets: flag("trim_offsets", true),
             model_max_length: model_max_length(&tokenizer_config, family),
             padding_side: padding_side(&tokenizer_config, dir)?,
             model_input_names: model_input_names(&tokenizer_config, family),
         })
+    }
+}
+
+impl TokenizerConfig {
+    /// The special tokens to add to a tokenizer built from vocabulary files: unnormalized, with
+    /// the matching options the config gives them.
+    pub fn special_added_tokens(&self) -> Vec<AddedToken> {
+        self.special
+            .named()
+            .into_iter()
+            .map(|(_, token)| {
+                self.special_options
+                    .get(token)
+                    .cloned()
+                    .unwrap_or_else(|| AddedToken::from(token, true))
+            })
+            .collect()
     }
 }
 
@@ -294,6 +336,13 @@ mod tests {
         assert_eq!(config.model_max_length, None);
         assert_eq!(config.padding_side, Side::Left);
         assert_eq!(config.special.mask.as_deref(), Some("[MASK]"));
+        let tokens = config.special_added_tokens();
+        assert!(tokens
+            .iter()
+            .any(|t| t.content == "[MASK]" && t.lstrip && t.special));
+        assert!(tokens
+            .iter()
+            .any(|t| t.content == "<s>" && !t.lstrip && !t.normalized));
         assert!(config.add_prefix_space);
     }
 

@@ -157,17 +157,13 @@ fn precompiled_charsmap(model: &ModelProto) -> Option<&[u8]> {
 /// The configured special tokens, then the model's control and user-defined pieces (special only
 /// when control), none of them normalized.
 fn special_tokens(model: &ModelProto, config: &TokenizerConfig) -> Vec<AddedToken> {
-    let configured = config
-        .special
-        .named()
-        .into_iter()
-        .map(|(_, token)| AddedToken::from(token, true));
+    let configured = config.special_added_tokens();
     let from_model = model
         .pieces
         .iter()
         .filter(|p| matches!(p.r#type(), PieceType::Control | PieceType::UserDefined))
         .map(|p| AddedToken::from(p.piece(), p.r#type() == PieceType::Control).normalized(false));
-    configured.chain(from_model).collect()
+    configured.into_iter().chain(from_model).collect()
 }
 
 /// `<s> A </s>` and `<s> A </s> </s> B </s>`.
