@@ -67,8 +67,8 @@ impl Tokenizer {
             tokenizers::Tokenizer::from_file(&tokenizer_json).map_err(|e| {
                 Error::InvalidFile(format!("invalid {}: {e}", tokenizer_json.display()))
             })?
-        } else if vocab.is_file() && merges.is_file() {
-            byte_level::build(&vocab, &merges, &config)?
+        } else if vocab.is_file() || merges.is_file() {
+            byte_level::build(existing(&vocab)?, existing(&merges)?, &config)?
         } else if spm.is_file() {
             sentencepiece::build(&sentencepiece::read_model(&spm)?, &spm, &config)?
         } else {
@@ -202,10 +202,12 @@ impl Tokenizer {
             .map_err(|e| Error::InvalidInput(format!("cannot decode: {e}")))
     }
 
+    /// The token of an id (added tokens included), `None` past the vocabulary.
     pub fn id_to_token(&self, id: u32) -> Option<String> {
         self.inner.id_to_token(id)
     }
 
+    /// The id of a token (added tokens included), `None` when it is not in the vocabulary.
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
     }
@@ -220,26 +222,32 @@ impl Tokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// The special tokens by transformers' names (`bos_token`...).
     pub fn special_tokens(&self) -> &SpecialTokens {
         &self.config.special
     }
 
+    /// The padding token, `None` when the tokenizer has none (GPT-2).
     pub fn pad_token(&self) -> Option<&str> {
         self.config.special.pad.as_deref()
     }
 
+    /// The padding token's id, `None` when it is unset or not in the vocabulary.
     pub fn pad_token_id(&self) -> Option<u32> {
         self.token_to_id(self.pad_token()?)
     }
 
+    /// The longest input the model takes, `None` when it has no limit.
     pub fn model_max_length(&self) -> Option<usize> {
         self.config.model_max_length
     }
 
+    /// Where padding goes.
     pub fn padding_side(&self) -> Side {
         self.config.padding_side
     }
 
+    /// The inputs the model takes, as transformers' `model_input_names`.
     pub fn model_input_names(&self) -> &[String] {
         &self.config.model_input_names
     }
@@ -276,6 +284,15 @@ impl Tokenizer {
             self.config.padding_side.name().into(),
         );
         serde_json::Value::Object(object)
+    }
+}
+
+/// The path of a file that must exist.
+fn existing(path: &Path) -> Result<&Path> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::NotFound(format!("{} not found", path.display())))
     }
 }
 

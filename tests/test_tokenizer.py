@@ -278,6 +278,14 @@ def test_directory_without_tokenizer_files(tmp_path):
         candle_port.Tokenizer.from_pretrained(tmp_path)
 
 
+@pytest.mark.parametrize("missing", ["vocab.json", "merges.txt"])
+def test_vocab_without_merges_or_merges_without_vocab(vocab_dirs, tmp_path, missing):
+    directory = copy_dir(vocab_dirs["roberta"], tmp_path / "bad")
+    (directory / missing).unlink()
+    with pytest.raises(FileNotFoundError, match=missing):
+        candle_port.Tokenizer.from_pretrained(directory)
+
+
 def test_malformed_vocab_json(vocab_dirs, tmp_path):
     directory = copy_dir(vocab_dirs["roberta"], tmp_path / "bad")
     (directory / "vocab.json").write_text('{"a": 0, "b": ')

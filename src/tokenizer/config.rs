@@ -54,6 +54,7 @@ pub enum Side {
 }
 
 impl Side {
+    /// transformers' spelling: "left" or "right".
     pub fn name(self) -> &'static str {
         match self {
             Self::Left => "left",
@@ -98,7 +99,7 @@ impl SpecialTokens {
         }
     }
 
-    /// (attribute name, token) for every token that is set.
+    /// (attribute name, token) for every token that is set, in transformers' order.
     pub fn named(&self) -> Vec<(&'static str, &str)> {
         [
             ("bos_token", &self.bos),
