@@ -64,9 +64,7 @@ impl Tokenizer {
         let merges = dir.join("merges.txt");
         let spm = dir.join("sentencepiece.bpe.model");
         let inner = if tokenizer_json.is_file() {
-            tokenizers::Tokenizer::from_file(&tokenizer_json).map_err(|e| {
-                Error::InvalidFile(format!("invalid {}: {e}", tokenizer_json.display()))
-            })?
+            load_tokenizer_json(&tokenizer_json)?
         } else if vocab.is_file() || merges.is_file() {
             byte_level::build(existing(&vocab)?, existing(&merges)?, &config)?
         } else if spm.is_file() {
@@ -285,6 +283,17 @@ impl Tokenizer {
         );
         serde_json::Value::Object(object)
     }
+}
+
+/// Loads a `tokenizer.json` without the truncation and padding it may set: those are chosen per
+/// call, as in transformers (which clears them too).
+fn load_tokenizer_json(path: &Path) -> Result<tokenizers::Tokenizer> {
+    let invalid =
+        |e: tokenizers::Error| Error::InvalidFile(format!("invalid {}: {e}", path.display()));
+    let mut tokenizer = tokenizers::Tokenizer::from_file(path).map_err(invalid)?;
+    tokenizer.with_truncation(None).map_err(invalid)?;
+    tokenizer.with_padding(None);
+    Ok(tokenizer)
 }
 
 /// The path of a file that must exist.

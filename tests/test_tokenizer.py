@@ -171,6 +171,21 @@ def test_mask_token_options_from_config(loaded, vocab_dirs, tmp_path, name, file
     assert (ours(texts)["input_ids"] != plain(texts)["input_ids"]) == lstrip_shows
 
 
+def test_truncation_and_padding_in_tokenizer_json_are_per_call(vocab_dirs, tmp_path):
+    import tokenizers
+
+    directory = copy_dir(vocab_dirs["roberta-json"], tmp_path / "preset")
+    backend = tokenizers.Tokenizer.from_file(str(directory / "tokenizer.json"))
+    backend.enable_truncation(max_length=6)
+    backend.enable_padding(pad_id=1, pad_token="<pad>", length=40)
+    backend.save(str(directory / "tokenizer.json"))
+    ours, reference = candle_port.Tokenizer.from_pretrained(directory), ReferenceTokenizer.from_pretrained(directory)
+    texts = CORPUS[:40]
+    assert_same_encoding(ours(texts), reference(texts))
+    assert_same_encoding(ours(texts, padding=True), reference(texts, padding=True))
+    assert len({len(ids) for ids in ours(texts)["input_ids"]}) > 1
+
+
 def test_padding_without_pad_token_raises(loaded):
     ours, reference = loaded["gpt2"]
     with pytest.raises(ValueError):

@@ -16,7 +16,7 @@ use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, Tokenizer};
 
-use super::config::TokenizerConfig;
+use super::config::{SpecialTokens, TokenizerConfig};
 use crate::error::{invalid_file, Error, Result};
 
 /// SentencePiece's `ModelProto`, reduced to the fields this tokenizer uses.
@@ -79,11 +79,8 @@ pub struct NormalizerSpec {
     pub remove_extra_whitespaces: Option<bool>,
 }
 
-/// fairseq's four leading specials, which replace SentencePiece's first three pieces
-/// (`<unk>`, `<s>`, `</s>`).
-const FAIRSEQ_SPECIALS: [&str; 4] = ["<s>", "<pad>", "</s>", "<unk>"];
 const FAIRSEQ_UNK_ID: usize = 3;
-/// SentencePiece pieces before this index are replaced by `FAIRSEQ_SPECIALS`.
+/// SentencePiece's first pieces (`<unk>`, `<s>`, `</s>`), replaced by fairseq's four specials.
 const FIRST_KEPT_PIECE: usize = 3;
 
 /// Parses a `.model` file, rejecting what is not a SentencePiece model.
@@ -105,23 +102,36 @@ pub fn read_model(path: &Path) -> Result<ModelProto> {
     Ok(model)
 }
 
-/// XLM-R's vocabulary: fairseq specials, the pieces from the fourth on, `mask` last.
-pub fn xlm_roberta_vocab(model: &ModelProto, mask: &str) -> Vec<(String, f64)> {
-    let specials = FAIRSEQ_SPECIALS.iter().map(|s| (s.to_string(), 0.0));
+/// XLM-R's vocabulary: fairseq's specials (bos, pad, eos, unk), the pieces from the fourth on,
+/// the mask token last.
+pub fn xlm_roberta_vocab(model: &ModelProto, special: &SpecialTokens) -> Vec<(String, f64)> {
+    let or = |token: &Option<String>, default: &str| {
+        (token.clone().unwrap_or_else(|| default.to_string()), 0.0)
+    };
+    let leading = [
+        or(&special.bos, "<s>"),
+        or(&special.pad, "<pad>"),
+        or(&special.eos, "</s>"),
+        or(&special.unk, "<unk>"),
+    ];
     let pieces = model.pieces[FIRST_KEPT_PIECE..]
         .iter()
         .map(|p| (p.piece().to_string(), f64::from(p.score())));
-    specials
+    leading
+        .into_iter()
         .chain(pieces)
-        .chain(std::iter::once((mask.to_string(), 0.0)))
+        .chain(std::iter::once(or(&special.mask, "<mask>")))
         .collect()
 }
 
 /// Builds the XLM-RoBERTa tokenizer from a parsed model.
 pub fn build(model: &ModelProto, path: &Path, config: &TokenizerConfig) -> Result<Tokenizer> {
-    let mask = config.special.mask.as_deref().unwrap_or("<mask>");
-    let unigram = Unigram::from(xlm_roberta_vocab(model, mask), Some(FAIRSEQ_UNK_ID), false)
-        .map_err(|e| Error::InvalidFile(format!("{}: {e}", path.display())))?;
+    let unigram = Unigram::from(
+        xlm_roberta_vocab(model, &config.special),
+        Some(FAIRSEQ_UNK_ID),
+        false,
+    )
+    .map_err(|e| Error::InvalidFile(format!("{}: {e}", path.display())))?;
     let mut tokenizer = Tokenizer::new(unigram);
     if let Some(charsmap) = precompiled_charsmap(model) {
         let normalizer = Precompiled::from(charsmap).map_err(|e| {
@@ -255,7 +265,7 @@ mod tests {
 
     #[test]
     fn vocabulary_has_fairseq_layout() {
-        let vocab = xlm_roberta_vocab(&hand_built_model(), "<mask>");
+        let vocab = xlm_roberta_vocab(&hand_built_model(), &SpecialTokens::default());
         let tokens: Vec<&str> = vocab.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(tokens[..5], ["<s>", "<pad>", "</s>", "<unk>", "▁hello"]);
         assert_eq!(tokens.last(), Some(&"<mask>"));
