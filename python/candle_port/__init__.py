@@ -21,12 +21,16 @@ from .auto import (
     AutoModelForTokenClassification,
 )
 from .outputs import ModelOutput
+from .tokenization import AutoTokenizer, BatchEncoding, Tokenizer
 
 __all__ = [
     "__version__",
     "available_devices",
     "Config",
     "ModelOutput",
+    "Tokenizer",
+    "AutoTokenizer",
+    "BatchEncoding",
     "AutoModel",
     "AutoModelForCausalLM",
     "AutoModelForMaskedLM",

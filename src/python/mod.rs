@@ -4,6 +4,7 @@
 mod convert;
 mod encoder;
 mod gpt2;
+mod tokenizer;
 
 use pyo3::prelude::*;
 
@@ -13,6 +14,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(available_devices, m)?)?;
     encoder::register(m)?;
     gpt2::register(m)?;
+    m.add_class::<tokenizer::Tokenizer>()?;
     Ok(())
 }
 

@@ -1,0 +1,279 @@
+"""``Tokenizer`` / ``AutoTokenizer``: transformers' tokenizer API on the Rust tokenizer.
+
+Loads a model directory's ``tokenizer.json``, or ``vocab.json`` + ``merges.txt`` (GPT-2 /
+RoBERTa byte-level BPE), or ``sentencepiece.bpe.model`` (XLM-RoBERTa), and gives the same ids
+as transformers' ``AutoTokenizer`` on the same files. Batches are encoded in parallel in Rust,
+without the GIL.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _core
+
+TextInput = Union[str, Sequence[str]]
+
+# transformers' model_max_length when a model has no limit, and the bound above which a
+# model_max_length means "no limit".
+VERY_LARGE_INTEGER = int(1e30)
+LARGE_INTEGER = int(1e20)
+
+
+class BatchEncoding(dict):
+    """The encoded inputs by name (``input_ids``, ``attention_mask``...), readable as keys or
+    attributes, like transformers' ``BatchEncoding``."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class Tokenizer:
+    """A tokenizer with transformers' habits: call it on a text, a list of texts, or pairs.
+
+    Build it with :meth:`from_pretrained` on a local model directory.
+    """
+
+    def __init__(self, core: _core.Tokenizer) -> None:
+        self._core = core
+        self._special = dict(core.special_tokens)
+
+    @classmethod
+    def from_pretrained(cls, path: Union[str, os.PathLike]) -> "Tokenizer":
+        """Loads the tokenizer of a local model directory.
+
+        Raises ``FileNotFoundError`` when the directory or its tokenizer files are missing and
+        ``ValueError`` when the files cannot be used.
+        """
+        return cls(_core.Tokenizer.from_dir(os.fspath(path)))
+
+    def __call__(
+        self,
+        text: TextInput,
+        text_pair: Optional[TextInput] = None,
+        add_special_tokens: bool = True,
+        padding: Union[bool, str] = False,
+        truncation: Union[bool, str, None] = None,
+        max_length: Optional[int] = None,
+        return_tensors: Optional[str] = None,
+        return_token_type_ids: Optional[bool] = None,
+        return_attention_mask: Optional[bool] = None,
+    ) -> BatchEncoding:
+        """Encodes a text or a list of texts (with their pairs in ``text_pair``).
+
+        ``padding``: ``False``, ``True`` / ``"longest"`` (to the longest of the batch) or
+        ``"max_length"`` (to ``max_length``, default ``model_max_length``). ``truncation``:
+        ``True`` / ``"longest_first"`` truncates to ``max_length`` (default
+        ``model_max_length``), special tokens included, the longer of a pair first. A
+        ``max_length`` without padding or truncation truncates, as in transformers.
+        ``return_tensors="np"`` gives (batch, length) int64 arrays, otherwise lists (of lists for
+        a batch). ``token_type_ids`` and ``attention_mask`` are returned when the model takes them
+        unless asked otherwise.
+        """
+        batched = not isinstance(text, str)
+        texts = _as_text_list(text, "text")
+        pairs = None if text_pair is None else _as_text_list(text_pair, "text_pair")
+        if pairs is not None and batched != (not isinstance(text_pair, str)):
+            raise ValueError("text and text_pair must both be strings or both be lists of strings")
+        if return_tensors not in (None, "np"):
+            raise ValueError(f"return_tensors={return_tensors!r} is not supported; use 'np' or None")
+        pad_mode, pad_to, truncate_to = self._strategies(padding, truncation, max_length)
+        encoded = self._core.encode_batch(
+            texts, pairs, add_special_tokens, truncate_to, pad_mode, pad_to, return_tensors == "np"
+        )
+        wanted = {
+            "input_ids": True,
+            "token_type_ids": _wanted(return_token_type_ids, "token_type_ids", self.model_input_names),
+            "attention_mask": _wanted(return_attention_mask, "attention_mask", self.model_input_names),
+        }
+        outputs = {name: values for name, values in encoded.items() if wanted[name]}
+        if not batched and return_tensors is None:
+            outputs = {name: values[0] for name, values in outputs.items()}
+        return BatchEncoding(outputs)
+
+    def _strategies(
+        self, padding: Union[bool, str], truncation: Union[bool, str, None], max_length: Optional[int]
+    ) -> Tuple[Optional[str], Optional[int], Optional[int]]:
+        """(padding mode, pad-to length, truncation length) as transformers resolves them."""
+        if max_length is not None and padding is False and truncation is None:
+            truncation = True
+        pad_mode = _padding_mode(padding)
+        truncate = _truncates(truncation)
+        limit = self._core.model_max_length
+        if max_length is None:
+            if pad_mode == "max_length":
+                pad_mode = None if limit is None else pad_mode
+                max_length = limit
+            if truncate:
+                truncate = limit is not None
+                max_length = limit
+        if pad_mode is not None and self.pad_token_id is None:
+            raise ValueError(
+                "Asking to pad but the tokenizer does not have a padding token; set pad_token "
+                "in tokenizer_config.json or use padding=False"
+            )
+        pad_to = max_length if pad_mode == "max_length" else None
+        return pad_mode, pad_to, max_length if truncate else None
+
+    def encode(
+        self,
+        text: str,
+        text_pair: Optional[str] = None,
+        add_special_tokens: bool = True,
+        padding: Union[bool, str] = False,
+        truncation: Union[bool, str, None] = None,
+        max_length: Optional[int] = None,
+    ) -> List[int]:
+        """The ids of one text (or pair)."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode takes one text (str), not {type(text).__name__}")
+        encoded = self(
+            text,
+            text_pair,
+            add_special_tokens=add_special_tokens,
+            padding=padding,
+            truncation=truncation,
+            max_length=max_length,
+        )
+        return encoded["input_ids"]
+
+    def decode(self, token_ids: Any, skip_special_tokens: bool = False) -> str:
+        """The text of a sequence of ids (a list, a 1-d array, or one id)."""
+        return self._core.decode(_id_list(token_ids), skip_special_tokens)
+
+    def batch_decode(self, sequences: Any, skip_special_tokens: bool = False) -> List[str]:
+        """The texts of several sequences of ids (a list of lists or a 2-d array)."""
+        return self._core.decode_batch([_id_list(ids) for ids in sequences], skip_special_tokens)
+
+    def convert_ids_to_tokens(self, ids: Any, skip_special_tokens: bool = False) -> Union[Optional[str], List[Optional[str]]]:
+        """The token of an id, or the tokens of a list of ids (``None`` for unknown ids)."""
+        if isinstance(ids, (int, np.integer)):
+            return self._core.id_to_token(int(ids))
+        special_ids = set(self.all_special_ids) if skip_special_tokens else set()
+        return [self._core.id_to_token(i) for i in _id_list(ids) if i not in special_ids]
+
+    def convert_tokens_to_ids(self, tokens: Union[str, Sequence[str]]) -> Union[Optional[int], List[Optional[int]]]:
+        """The id of a token, or the ids of a list of tokens (``unk_token_id`` when unknown)."""
+        if isinstance(tokens, str):
+            return self._token_id(tokens)
+        return [self._token_id(token) for token in tokens]
+
+    def _token_id(self, token: str) -> Optional[int]:
+        token_id = self._core.token_to_id(token)
+        return self.unk_token_id if token_id is None else token_id
+
+    def save_pretrained(self, save_directory: Union[str, os.PathLike]) -> Tuple[str, str]:
+        """Writes ``tokenizer.json`` and ``tokenizer_config.json``, which both this class and
+        transformers' ``AutoTokenizer`` load back; returns their paths."""
+        directory = os.fspath(save_directory)
+        self._core.save_pretrained(directory)
+        return os.path.join(directory, "tokenizer_config.json"), os.path.join(directory, "tokenizer.json")
+
+    @property
+    def vocab_size(self) -> int:
+        """The size of the base vocabulary, without added tokens."""
+        return self._core.vocab_size
+
+    def __len__(self) -> int:
+        """The size of the vocabulary with added tokens."""
+        return len(self._core)
+
+    @property
+    def model_max_length(self) -> int:
+        """The longest input the model takes (``int(1e30)`` when it has no limit)."""
+        limit = self._core.model_max_length
+        return VERY_LARGE_INTEGER if limit is None else limit
+
+    @property
+    def padding_side(self) -> str:
+        """``"right"`` or ``"left"``."""
+        return self._core.padding_side
+
+    @property
+    def model_input_names(self) -> List[str]:
+        """The inputs the model takes, e.g. ``["input_ids", "attention_mask"]``."""
+        return self._core.model_input_names
+
+    @property
+    def all_special_tokens(self) -> List[str]:
+        """The distinct special tokens."""
+        return list(dict.fromkeys(self._special.values()))
+
+    @property
+    def all_special_ids(self) -> List[int]:
+        """The ids of the distinct special tokens."""
+        return [self._token_id(token) for token in self.all_special_tokens]
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(vocab_size={self.vocab_size}, "
+            f"model_max_length={self.model_max_length}, padding_side={self.padding_side!r}, "
+            f"special_tokens={self._special})"
+        )
+
+
+def _special_token_property(name: str) -> Tuple[property, property]:
+    """A ``<name>_token`` property and its ``<name>_token_id`` companion."""
+
+    def token(self: Tokenizer) -> Optional[str]:
+        return self._special.get(f"{name}_token")
+
+    def token_id(self: Tokenizer) -> Optional[int]:
+        text = token(self)
+        return None if text is None else self._core.token_to_id(text)
+
+    token.__doc__ = f"The {name} token, or None when the tokenizer has none."
+    token_id.__doc__ = f"The id of the {name} token, or None."
+    return property(token), property(token_id)
+
+
+for _name in ("bos", "eos", "unk", "sep", "pad", "cls", "mask"):
+    _token, _token_id = _special_token_property(_name)
+    setattr(Tokenizer, f"{_name}_token", _token)
+    setattr(Tokenizer, f"{_name}_token_id", _token_id)
+del _name, _token, _token_id
+
+AutoTokenizer = Tokenizer
+
+
+def _as_text_list(text: TextInput, name: str) -> List[str]:
+    if isinstance(text, str):
+        return [text]
+    texts = list(text)
+    if not all(isinstance(t, str) for t in texts):
+        raise TypeError(f"{name} must be a string or a list of strings")
+    return texts
+
+
+def _padding_mode(padding: Union[bool, str]) -> Optional[str]:
+    if padding is True or padding == "longest":
+        return "longest"
+    if padding is False or padding == "do_not_pad":
+        return None
+    if padding == "max_length":
+        return "max_length"
+    raise ValueError(f"padding must be True, False, 'longest' or 'max_length', not {padding!r}")
+
+
+def _truncates(truncation: Union[bool, str, None]) -> bool:
+    if truncation is True or truncation == "longest_first":
+        return True
+    if truncation in (False, None, "do_not_truncate"):
+        return False
+    raise ValueError(f"truncation must be True, False or 'longest_first', not {truncation!r}")
+
+
+def _wanted(asked: Optional[bool], name: str, model_input_names: List[str]) -> bool:
+    return name in model_input_names if asked is None else asked
+
+
+def _id_list(ids: Any) -> List[int]:
+    if isinstance(ids, (int, np.integer)):
+        return [int(ids)]
+    return [int(i) for i in np.asarray(ids).reshape(-1)]

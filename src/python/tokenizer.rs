@@ -1,0 +1,174 @@
+//! `_core.Tokenizer`: the Rust tokenizer, with batch encoding and decoding run without the GIL.
+
+use std::path::PathBuf;
+
+use numpy::{PyArray2, PyArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::convert::to_py_err;
+use crate::error::Error;
+use crate::tokenizer::{EncodeOptions, Padding, Tokenizer as RustTokenizer};
+
+/// A tokenizer loaded from a model directory (see `candle_port.Tokenizer` for the
+/// transformers-style API built on it).
+#[pyclass(frozen, module = "candle_port._core")]
+pub struct Tokenizer {
+    inner: RustTokenizer,
+}
+
+#[pymethods]
+impl Tokenizer {
+    /// Loads `tokenizer.json`, or `vocab.json` + `merges.txt`, or `sentencepiece.bpe.model`.
+    #[staticmethod]
+    fn from_dir(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let inner = py
+            .detach(|| RustTokenizer::from_dir(&path))
+            .map_err(to_py_err)?;
+        Ok(Self { inner })
+    }
+
+    /// Encodes texts (and pairs) into {"input_ids", "attention_mask", "token_type_ids"}: lists of
+    /// lists, or int64 numpy arrays when `as_numpy` (then the batch must be padded to one length).
+    /// `padding` is None, "longest" or "max_length" (to `pad_to`).
+    #[pyo3(signature = (texts, pairs, add_special_tokens, truncate_to, padding, pad_to, as_numpy))]
+    #[allow(clippy::too_many_arguments)]
+    fn encode_batch<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<String>,
+        pairs: Option<Vec<String>>,
+        add_special_tokens: bool,
+        truncate_to: Option<usize>,
+        padding: Option<&str>,
+        pad_to: Option<usize>,
+        as_numpy: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let options = EncodeOptions {
+            add_special_tokens,
+            truncate_to,
+            padding: parse_padding(padding, pad_to).map_err(to_py_err)?,
+        };
+        let batch = py
+            .detach(|| self.inner.encode_batch(&texts, pairs.as_deref(), options))
+            .map_err(to_py_err)?;
+        let dict = PyDict::new(py);
+        for (name, rows) in [
+            ("input_ids", batch.input_ids),
+            ("attention_mask", batch.attention_mask),
+            ("token_type_ids", batch.token_type_ids),
+        ] {
+            if as_numpy {
+                dict.set_item(name, to_numpy(py, name, rows)?)?;
+            } else {
+                dict.set_item(name, rows)?;
+            }
+        }
+        Ok(dict)
+    }
+
+    /// Decodes one sequence of ids.
+    fn decode(&self, py: Python<'_>, ids: Vec<u32>, skip_special_tokens: bool) -> PyResult<String> {
+        py.detach(|| self.inner.decode(&ids, skip_special_tokens))
+            .map_err(to_py_err)
+    }
+
+    /// Decodes rows of ids, in parallel.
+    fn decode_batch(
+        &self,
+        py: Python<'_>,
+        rows: Vec<Vec<u32>>,
+        skip_special_tokens: bool,
+    ) -> PyResult<Vec<String>> {
+        py.detach(|| self.inner.decode_batch(&rows, skip_special_tokens))
+            .map_err(to_py_err)
+    }
+
+    /// The token of an id, or None when the id is out of the vocabulary.
+    fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    /// The id of a token, or None when it is not in the vocabulary.
+    fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// The base vocabulary size (without added tokens).
+    #[getter]
+    fn vocab_size(&self) -> usize {
+        self.inner.vocab_size()
+    }
+
+    /// The vocabulary size with added tokens.
+    fn __len__(&self) -> usize {
+        self.inner.len_with_added_tokens()
+    }
+
+    /// {"bos_token": "<s>", ...} for the special tokens that are set.
+    #[getter]
+    fn special_tokens(&self) -> Vec<(&'static str, String)> {
+        self.inner
+            .special_tokens()
+            .named()
+            .into_iter()
+            .map(|(name, token)| (name, token.to_string()))
+            .collect()
+    }
+
+    /// The length limit, or None when the model has none.
+    #[getter]
+    fn model_max_length(&self) -> Option<usize> {
+        self.inner.model_max_length()
+    }
+
+    /// "left" or "right".
+    #[getter]
+    fn padding_side(&self) -> &'static str {
+        self.inner.padding_side().name()
+    }
+
+    /// The inputs the model takes, e.g. ["input_ids", "attention_mask"].
+    #[getter]
+    fn model_input_names(&self) -> Vec<String> {
+        self.inner.model_input_names().to_vec()
+    }
+
+    /// Writes tokenizer.json and tokenizer_config.json into a directory.
+    fn save_pretrained(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        py.detach(|| self.inner.save_pretrained(&path))
+            .map_err(to_py_err)
+    }
+}
+
+fn parse_padding(padding: Option<&str>, pad_to: Option<usize>) -> crate::error::Result<Padding> {
+    match (padding, pad_to) {
+        (None, _) => Ok(Padding::None),
+        (Some("longest"), _) => Ok(Padding::Longest),
+        (Some("max_length"), Some(length)) => Ok(Padding::MaxLength(length)),
+        (Some("max_length"), None) => Err(Error::InvalidInput(
+            "padding=\"max_length\" needs a max_length".into(),
+        )),
+        (Some(other), _) => Err(Error::InvalidInput(format!(
+            "padding must be True, False, \"longest\" or \"max_length\", not {other:?}"
+        ))),
+    }
+}
+
+/// Rows of one length as a (batch, length) int64 array.
+fn to_numpy<'py>(
+    py: Python<'py>,
+    name: &str,
+    rows: Vec<Vec<u32>>,
+) -> PyResult<Bound<'py, PyArray2<i64>>> {
+    let width = rows.first().map_or(0, Vec::len);
+    if rows.iter().any(|r| r.len() != width) {
+        return Err(to_py_err(Error::InvalidInput(format!(
+            "cannot make a numpy array of {name}: the sequences have different lengths; \
+             use padding=True or truncation=True"
+        ))));
+    }
+    let shape = [rows.len(), width];
+    let values: Vec<i64> = rows.into_iter().flatten().map(i64::from).collect();
+    numpy::PyArray1::from_vec(py, values).reshape(shape)
+}

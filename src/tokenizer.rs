@@ -1,0 +1,321 @@
+//! Tokenizers for the models of this crate, with transformers' behaviour: loaded from a model
+//! directory's `tokenizer.json`, or `vocab.json` + `merges.txt` (GPT-2 / RoBERTa byte-level BPE),
+//! or `sentencepiece.bpe.model` (XLM-RoBERTa), and used for batch encoding with truncation and
+//! padding, and decoding.
+
+mod byte_level;
+pub mod config;
+pub mod sentencepiece;
+
+use std::path::Path;
+
+use tokenizers::utils::padding::{pad_encodings, PaddingDirection, PaddingParams, PaddingStrategy};
+use tokenizers::utils::truncation::{
+    truncate_encodings, TruncationDirection, TruncationParams, TruncationStrategy,
+};
+use tokenizers::{Encoding, PostProcessor};
+
+pub use config::{Family, Side, SpecialTokens, TokenizerConfig};
+
+use crate::error::{invalid_input, Error, Result};
+use crate::weights::model_dir;
+
+/// How a batch is padded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Padding {
+    None,
+    /// To the longest sequence of the batch.
+    Longest,
+    /// To this length (longer sequences are left as they are).
+    MaxLength(usize),
+}
+
+/// How a batch is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodeOptions {
+    pub add_special_tokens: bool,
+    /// Truncate (longest first, special tokens included) to this many tokens.
+    pub truncate_to: Option<usize>,
+    pub padding: Padding,
+}
+
+/// The encoded batch, one row a text (or pair).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchEncoding {
+    pub input_ids: Vec<Vec<u32>>,
+    pub attention_mask: Vec<Vec<u32>>,
+    pub token_type_ids: Vec<Vec<u32>>,
+}
+
+/// A tokenizer with the special tokens, length limit and padding side of its model.
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    config: TokenizerConfig,
+}
+
+impl Tokenizer {
+    /// Loads the tokenizer of a model directory: `tokenizer.json` when present, else
+    /// `vocab.json` + `merges.txt`, else `sentencepiece.bpe.model`.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let dir = model_dir(dir)?;
+        let config = TokenizerConfig::from_dir(dir)?;
+        let tokenizer_json = dir.join("tokenizer.json");
+        let vocab = dir.join("vocab.json");
+        let merges = dir.join("merges.txt");
+        let spm = dir.join("sentencepiece.bpe.model");
+        let inner = if tokenizer_json.is_file() {
+            load_tokenizer_json(&tokenizer_json)?
+        } else if vocab.is_file() || merges.is_file() {
+            byte_level::build(existing(&vocab)?, existing(&merges)?, &config)?
+        } else if spm.is_file() {
+            sentencepiece::build(&sentencepiece::read_model(&spm)?, &spm, &config)?
+        } else {
+            return Err(Error::NotFound(format!(
+                "no tokenizer in {}: expected tokenizer.json, vocab.json + merges.txt, \
+                 or sentencepiece.bpe.model",
+                dir.display()
+            )));
+        };
+        Ok(Self { inner, config })
+    }
+
+    /// Encodes texts, or pairs when `pairs` is given (as many as `texts`), in parallel.
+    pub fn encode_batch(
+        &self,
+        texts: &[String],
+        pairs: Option<&[String]>,
+        options: EncodeOptions,
+    ) -> Result<BatchEncoding> {
+        if pairs.is_some_and(|p| p.len() != texts.len()) {
+            return invalid_input!("got {} texts but a different number of pairs", texts.len());
+        }
+        let firsts = self.encode_plain(texts)?;
+        let seconds = pairs.map(|p| self.encode_plain(p)).transpose()?;
+        let mut seconds = seconds.map(Vec::into_iter);
+        let mut encodings = firsts
+            .into_iter()
+            .map(|first| {
+                let second = seconds.as_mut().and_then(Iterator::next).map(as_second);
+                self.finish(first, second, &options)
+            })
+            .collect::<Result<Vec<Encoding>>>()?;
+        if let Some(params) = self.padding_params(options.padding)? {
+            pad_encodings(&mut encodings, &params)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        }
+        Ok(BatchEncoding {
+            input_ids: encodings.iter().map(|e| e.get_ids().to_vec()).collect(),
+            attention_mask: encodings
+                .iter()
+                .map(|e| e.get_attention_mask().to_vec())
+                .collect(),
+            token_type_ids: encodings
+                .iter()
+                .map(|e| e.get_type_ids().to_vec())
+                .collect(),
+        })
+    }
+
+    /// The tokens of each text, without special tokens, truncation or padding.
+    fn encode_plain(&self, texts: &[String]) -> Result<Vec<Encoding>> {
+        let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        self.inner
+            .encode_batch(inputs, false)
+            .map_err(|e| Error::InvalidInput(format!("cannot encode: {e}")))
+    }
+
+    /// Truncates a text (or pair) and adds the special tokens.
+    fn finish(
+        &self,
+        first: Encoding,
+        second: Option<Encoding>,
+        options: &EncodeOptions,
+    ) -> Result<Encoding> {
+        let (first, second) = match options.truncate_to {
+            Some(max_length) => {
+                let added = self.num_special_tokens(second.is_some(), options.add_special_tokens);
+                let Some(room) = max_length.checked_sub(added) else {
+                    return invalid_input!(
+                        "max_length={max_length} leaves no room beside the {added} special tokens"
+                    );
+                };
+                truncate_encodings(first, second, &truncation_params(room))
+                    .map_err(|e| Error::InvalidInput(format!("cannot truncate: {e}")))?
+            }
+            None => (first, second),
+        };
+        self.inner
+            .post_process(first, second, options.add_special_tokens)
+            .map_err(|e| Error::InvalidInput(format!("cannot add special tokens: {e}")))
+    }
+
+    fn num_special_tokens(&self, is_pair: bool, add_special_tokens: bool) -> usize {
+        match self.inner.get_post_processor() {
+            Some(processor) if add_special_tokens => processor.added_tokens(is_pair),
+            _ => 0,
+        }
+    }
+
+    fn padding_params(&self, padding: Padding) -> Result<Option<PaddingParams>> {
+        let strategy = match padding {
+            Padding::None => return Ok(None),
+            Padding::Longest => PaddingStrategy::BatchLongest,
+            Padding::MaxLength(length) => PaddingStrategy::Fixed(length),
+        };
+        let (Some(pad_token), Some(pad_id)) = (self.pad_token(), self.pad_token_id()) else {
+            return invalid_input!(
+                "asking to pad but the tokenizer has no padding token (pad_token is not set \
+                 or not in the vocabulary)"
+            );
+        };
+        Ok(Some(PaddingParams {
+            strategy,
+            direction: match self.config.padding_side {
+                Side::Left => PaddingDirection::Left,
+                Side::Right => PaddingDirection::Right,
+            },
+            pad_to_multiple_of: None,
+            pad_id,
+            pad_type_id: 0,
+            pad_token: pad_token.to_string(),
+        }))
+    }
+
+    /// Decodes ids to text.
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
+        self.inner
+            .decode(ids, skip_special_tokens)
+            .map_err(|e| Error::InvalidInput(format!("cannot decode: {e}")))
+    }
+
+    /// Decodes rows of ids to texts, in parallel.
+    pub fn decode_batch(
+        &self,
+        rows: &[Vec<u32>],
+        skip_special_tokens: bool,
+    ) -> Result<Vec<String>> {
+        let rows: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
+        self.inner
+            .decode_batch(&rows, skip_special_tokens)
+            .map_err(|e| Error::InvalidInput(format!("cannot decode: {e}")))
+    }
+
+    /// The token of an id (added tokens included), `None` past the vocabulary.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    /// The id of a token (added tokens included), `None` when it is not in the vocabulary.
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// The size of the base vocabulary (without added tokens), as transformers' `vocab_size`.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(false)
+    }
+
+    /// The size of the vocabulary with the added tokens, as transformers' `len(tokenizer)`.
+    pub fn len_with_added_tokens(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// The special tokens by transformers' names (`bos_token`...).
+    pub fn special_tokens(&self) -> &SpecialTokens {
+        &self.config.special
+    }
+
+    /// The padding token, `None` when the tokenizer has none (GPT-2).
+    pub fn pad_token(&self) -> Option<&str> {
+        self.config.special.pad.as_deref()
+    }
+
+    /// The padding token's id, `None` when it is unset or not in the vocabulary.
+    pub fn pad_token_id(&self) -> Option<u32> {
+        self.token_to_id(self.pad_token()?)
+    }
+
+    /// The longest input the model takes, `None` when it has no limit.
+    pub fn model_max_length(&self) -> Option<usize> {
+        self.config.model_max_length
+    }
+
+    /// Where padding goes.
+    pub fn padding_side(&self) -> Side {
+        self.config.padding_side
+    }
+
+    /// The inputs the model takes, as transformers' `model_input_names`.
+    pub fn model_input_names(&self) -> &[String] {
+        &self.config.model_input_names
+    }
+
+    /// Writes `tokenizer.json` and a `tokenizer_config.json` (special tokens, length limit,
+    /// padding side) into `dir`, which transformers' `AutoTokenizer` loads as it is.
+    pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::InvalidInput(format!("cannot create {}: {e}", dir.display())))?;
+        let tokenizer_json = dir.join("tokenizer.json");
+        self.inner.save(&tokenizer_json, false).map_err(|e| {
+            Error::InvalidInput(format!("cannot write {}: {e}", tokenizer_json.display()))
+        })?;
+        let config_path = dir.join("tokenizer_config.json");
+        let text = serde_json::to_string_pretty(&self.tokenizer_config_json())
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        std::fs::write(&config_path, text).map_err(|e| {
+            Error::InvalidInput(format!("cannot write {}: {e}", config_path.display()))
+        })
+    }
+
+    fn tokenizer_config_json(&self) -> serde_json::Value {
+        let mut object = serde_json::Map::new();
+        // transformers' generic class loads tokenizer.json exactly as written.
+        object.insert("tokenizer_class".into(), "TokenizersBackend".into());
+        for (name, token) in self.config.special.named() {
+            object.insert(name.into(), token.into());
+        }
+        if let Some(length) = self.config.model_max_length {
+            object.insert("model_max_length".into(), length.into());
+        }
+        object.insert(
+            "padding_side".into(),
+            self.config.padding_side.name().into(),
+        );
+        serde_json::Value::Object(object)
+    }
+}
+
+/// Loads a `tokenizer.json` without the truncation and padding it may set: those are chosen per
+/// call, as in transformers (which clears them too).
+fn load_tokenizer_json(path: &Path) -> Result<tokenizers::Tokenizer> {
+    let invalid =
+        |e: tokenizers::Error| Error::InvalidFile(format!("invalid {}: {e}", path.display()));
+    let mut tokenizer = tokenizers::Tokenizer::from_file(path).map_err(invalid)?;
+    tokenizer.with_truncation(None).map_err(invalid)?;
+    tokenizer.with_padding(None);
+    Ok(tokenizer)
+}
+
+/// The path of a file that must exist.
+fn existing(path: &Path) -> Result<&Path> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::NotFound(format!("{} not found", path.display())))
+    }
+}
+
+/// Marks an encoding as the second of a pair, as `tokenizers` does when encoding a pair.
+fn as_second(mut encoding: Encoding) -> Encoding {
+    encoding.set_type_ids(vec![1; encoding.len()]);
+    encoding
+}
+
+fn truncation_params(max_length: usize) -> TruncationParams {
+    TruncationParams {
+        max_length,
+        strategy: TruncationStrategy::LongestFirst,
+        stride: 0,
+        direction: TruncationDirection::Right,
+    }
+}
