@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::attention::{flash_attn_varlen_cpu, flash_attn_varlen_unfused};
+use candle_nn::attention::flash_attn_varlen_unfused;
 use candle_nn::{
     embedding, layer_norm, linear, Activation, Embedding, LayerNorm, Linear, VarBuilder,
 };
@@ -371,17 +371,15 @@ impl RobertaAttention {
             .qkv
             .forward(xs)?
             .reshape((total, 3, self.num_heads, self.head_dim))?;
-        let part = |i: usize| qkv.narrow(1, i, 1)?.squeeze(1)?.contiguous();
+        // Strided views: the attention makes each sequence's heads contiguous itself.
+        let part = |i: usize| qkv.narrow(1, i, 1)?.squeeze(1);
         let (q, k, v) = (part(0)?, part(1)?, part(2)?);
         let scale = 1.0 / (self.head_dim as f32).sqrt();
-        let fused = xs.device().is_cpu() && matches!(xs.dtype(), DType::F32 | DType::F16);
-        let attend = if fused {
-            flash_attn_varlen_cpu
-        } else {
-            flash_attn_varlen_unfused
-        };
         let (s, len) = (&batch.seqlens, batch.max_len);
-        let context = attend(&q, &k, &v, None, s, s, len, len, scale, false, None, None)?;
+        // Per-sequence batched matmuls: on CPU these beat candle's fused varlen kernel, whose
+        // scalar per-query dot products took ~20% of the encoder's time for ~2% of its FLOPs.
+        let context =
+            flash_attn_varlen_unfused(&q, &k, &v, None, s, s, len, len, scale, false, None, None)?;
         let context = context.reshape((total, h))?;
         self.layer_norm
             .forward(&(self.output.forward(&context)? + xs)?)
@@ -669,12 +667,8 @@ mod tests {
 
     #[test]
     fn position_ids_count_non_padding_tokens_after_pad_id() {
-        let ids = Tensor::new(&[[0u32, 7, 8, 2, 1, 1], [0, 1, 9, 2, 1, 1]], &Device::Cpu).unwrap();
-        let positions = position_ids(&ids, 1).unwrap().to_vec2::<u32>().unwrap();
-        assert_eq!(
-            positions,
-            vec![vec![2, 3, 4, 5, 1, 1], vec![2, 1, 3, 4, 1, 1]]
-        );
+        assert_eq!(position_ids(&[0, 7, 8, 2, 1, 1], 1), vec![2, 3, 4, 5, 1, 1]);
+        assert_eq!(position_ids(&[0, 1, 9, 2, 1, 1], 1), vec![2, 1, 3, 4, 1, 1]);
     }
 
     #[test]
