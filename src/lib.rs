@@ -6,6 +6,7 @@
 pub mod activation;
 pub mod device;
 pub mod error;
+pub mod hub;
 pub mod roberta;
 pub mod weights;
 

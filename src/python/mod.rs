@@ -3,6 +3,7 @@
 
 mod convert;
 mod encoder;
+mod hub;
 
 use pyo3::prelude::*;
 
@@ -11,6 +12,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(available_devices, m)?)?;
     encoder::register(m)?;
+    hub::register(m)?;
     Ok(())
 }
 
