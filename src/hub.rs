@@ -104,7 +104,11 @@ impl Hub {
             None => default_cache_dir(env)?,
         };
         let endpoint = endpoint(env)?;
-        let token = opts.token.clone().or_else(|| token_from_env(env));
+        let token = opts
+            .token
+            .clone()
+            .filter(|token| !token.is_empty())
+            .or_else(|| token_from_env(env));
         let api = ApiBuilder::from_cache(Cache::new(cache_dir.clone()))
             .with_endpoint(endpoint.clone())
             .with_token(token)

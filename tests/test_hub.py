@@ -183,6 +183,8 @@ def test_interrupted_download_leaves_no_corrupt_file(hub, tiny, tmp_path):
 
     path = hf_hub_download(REPO, "weights.bin")
     assert Path(path).read_bytes() == WEIGHTS
+    retry = hub.body_requests("weights.bin")[-1]
+    assert retry.headers["range"] != "bytes=0-"  # resumed from the partial file
 
 
 def test_hub_cache_and_home_and_endpoint_variables(hub, tiny, monkeypatch, tmp_path):
@@ -208,11 +210,18 @@ def test_hub_cache_and_home_and_endpoint_variables(hub, tiny, monkeypatch, tmp_p
         hf_hub_download(REPO, "config.json", cache_dir=tmp_path / "stopped")
 
 
-def test_relative_redirect_of_a_renamed_repo(hub, tiny):
+def test_relative_redirect_of_a_renamed_repo(hub, tiny, tmp_path):
+    import huggingface_hub
+
     hub.renamed["old-org/tiny"] = REPO
     path = hf_hub_download("old-org/tiny", "weights.bin")
     assert Path(path).read_bytes() == WEIGHTS
+    assert "/models--old-org--tiny/" in path
     assert any(r.path.startswith("/old-org/tiny/") for r in hub.requests)
+    theirs = huggingface_hub.hf_hub_download(
+        "old-org/tiny", "weights.bin", cache_dir=tmp_path / "theirs", endpoint=hub.url, token=False
+    )
+    assert Path(theirs).read_bytes() == WEIGHTS
 
 
 # End to end: models by repo id.
