@@ -17,6 +17,12 @@ pub enum Error {
     /// Arguments or inputs the caller passed that cannot be used.
     #[error("{0}")]
     InvalidInput(String),
+    /// The hub refused access (401/403): a private or gated repo, or a bad token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The hub could not be reached or a download failed midway.
+    #[error("{0}")]
+    Network(String),
     /// A device this build or this machine cannot provide.
     #[error("{0}")]
     DeviceUnavailable(String),

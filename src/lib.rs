@@ -8,6 +8,7 @@ pub mod device;
 pub mod error;
 pub mod generation;
 pub mod gpt2;
+pub mod hub;
 pub mod roberta;
 pub mod tokenizer;
 pub mod weights;

@@ -90,17 +90,8 @@ pub fn open_checkpoint(dir: &Path, dtype: DType, device: &Device) -> Result<Chec
 
 /// The shard files listed in the `weight_map` of a safetensors index, in a stable order.
 fn shards_of(index: &Path) -> Result<Vec<PathBuf>> {
-    #[derive(serde::Deserialize)]
-    struct Index {
-        weight_map: std::collections::HashMap<String, String>,
-    }
-    let text = std::fs::read_to_string(index)
-        .map_err(|e| Error::NotFound(format!("cannot read {}: {e}", index.display())))?;
-    let index_json: Index = serde_json::from_str(&text)
-        .map_err(|e| Error::InvalidFile(format!("invalid {}: {e}", index.display())))?;
     let dir = index.parent().unwrap_or(Path::new("."));
-    let names: BTreeSet<&String> = index_json.weight_map.values().collect();
-    names
+    shard_names(index)?
         .into_iter()
         .map(|name| {
             let shard = dir.join(name);
@@ -115,6 +106,19 @@ fn shards_of(index: &Path) -> Result<Vec<PathBuf>> {
             }
         })
         .collect()
+}
+
+/// The distinct file names in the `weight_map` of a safetensors index.
+pub(crate) fn shard_names(index: &Path) -> Result<BTreeSet<String>> {
+    #[derive(serde::Deserialize)]
+    struct Index {
+        weight_map: std::collections::HashMap<String, String>,
+    }
+    let text = std::fs::read_to_string(index)
+        .map_err(|e| Error::NotFound(format!("cannot read {}: {e}", index.display())))?;
+    let index_json: Index = serde_json::from_str(&text)
+        .map_err(|e| Error::InvalidFile(format!("invalid {}: {e}", index.display())))?;
+    Ok(index_json.weight_map.into_values().collect())
 }
 
 fn open_safetensors(files: &[PathBuf], dtype: DType, device: &Device) -> Result<Checkpoint> {

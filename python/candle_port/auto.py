@@ -8,6 +8,7 @@ from typing import Dict, Optional
 
 from . import modeling_gpt2 as gpt2
 from . import modeling_roberta as roberta
+from .hub import resolve_model_dir
 
 # model_type → class, per task, as in transformers' MODEL_*_MAPPING.
 _MAPPINGS: Dict[str, Dict[str, type]] = {
@@ -62,12 +63,29 @@ class _AutoClass:
         raise TypeError(f"{self._name} is not meant to be instantiated; use {self._name}.from_pretrained(...)")
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *, device: str = "cpu", dtype: str = "float32"):
-        """Loads the class that ``config.json``'s ``model_type`` (or ``architectures``) names.
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
+        revision: Optional[str] = None,
+        cache_dir=None,
+        token: Optional[str] = None,
+        local_files_only: bool = False,
+    ):
+        """Loads the class that ``config.json``'s ``model_type`` (or ``architectures``) names,
+        from a local directory or a hub repo id (hub options as in ``candle_port.hub``).
 
         Raises ValueError for a model type this task does not support.
         """
-        path = os.fspath(pretrained_model_name_or_path)
+        path = resolve_model_dir(
+            pretrained_model_name_or_path,
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
+            local_files_only=local_files_only,
+        )
         model_type = model_type_of(path)
         mapping = _MAPPINGS[cls._name]
         if model_type not in mapping:

@@ -8,6 +8,7 @@ from typing import Any, Optional, Union
 from . import _core
 from ._inputs import as_id_matrix, optional_id_matrix
 from .config import Config
+from .hub import resolve_model_dir
 from .outputs import ModelOutput
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -28,22 +29,42 @@ class RobertaPreTrainedModel:
         self.dtype = dtype
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: PathLike, *, device: str = "cpu", dtype: str = "float32"):
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: PathLike,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
+        revision: Optional[str] = None,
+        cache_dir: Optional[PathLike] = None,
+        token: Optional[str] = None,
+        local_files_only: bool = False,
+    ):
         """Loads a checkpoint directory holding ``config.json`` and ``model.safetensors``,
         ``model.safetensors.index.json`` (shards) or ``pytorch_model.bin``.
 
         Args:
-            pretrained_model_name_or_path: a local model directory.
+            pretrained_model_name_or_path: a local model directory, or a hub repo id
+                (``"name"`` or ``"org/name"``), downloaded as by ``candle_port.hub.snapshot_download``.
             device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"metal"``.
             dtype: ``"float32"``, ``"float16"`` or ``"bfloat16"``.
+            revision, cache_dir, token, local_files_only: hub options, see ``candle_port.hub``.
 
         Raises:
-            FileNotFoundError: the directory, config.json or the weights are missing.
+            FileNotFoundError: the directory, config.json or the weights are missing (locally or
+                on the hub).
+            PermissionError, ConnectionError: the hub refused access or could not be reached.
             KeyError: a tensor the model needs is not in the checkpoint.
             ValueError: an unsupported config or a corrupt / misshaped checkpoint.
             RuntimeError: the device is not available in this build or on this machine.
         """
-        path = os.fspath(pretrained_model_name_or_path)
+        path = resolve_model_dir(
+            pretrained_model_name_or_path,
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
+            local_files_only=local_files_only,
+        )
         core = _core.EncoderModel.from_pretrained(path, cls._head, device, dtype)
         return cls(core, device, dtype)
 

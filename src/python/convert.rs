@@ -2,7 +2,10 @@
 
 use candle_core::{DType, Device, Tensor};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray2};
-use pyo3::exceptions::{PyFileNotFoundError, PyKeyError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{
+    PyConnectionError, PyFileNotFoundError, PyKeyError, PyPermissionError, PyRuntimeError,
+    PyValueError,
+};
 use pyo3::prelude::*;
 
 use crate::error::Error;
@@ -14,6 +17,8 @@ pub fn to_py_err(err: Error) -> PyErr {
         Error::NotFound(_) => PyFileNotFoundError::new_err(message),
         Error::MissingTensor(_) => PyKeyError::new_err(message),
         Error::InvalidFile(_) | Error::InvalidInput(_) => PyValueError::new_err(message),
+        Error::Unauthorized(_) => PyPermissionError::new_err(message),
+        Error::Network(_) => PyConnectionError::new_err(message),
         Error::DeviceUnavailable(_) | Error::Candle(_) => PyRuntimeError::new_err(message),
     }
 }

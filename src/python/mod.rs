@@ -4,6 +4,7 @@
 mod convert;
 mod encoder;
 mod gpt2;
+mod hub;
 mod tokenizer;
 
 use pyo3::prelude::*;
@@ -15,6 +16,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     encoder::register(m)?;
     gpt2::register(m)?;
     m.add_class::<tokenizer::Tokenizer>()?;
+    hub::register(m)?;
     Ok(())
 }
 
