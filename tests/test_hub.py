@@ -307,3 +307,27 @@ def test_resolve_model_dir(hub, tmp_path):
     assert hub.requests == []
     with pytest.raises(FileNotFoundError, match="config.json of org/absent"):
         resolve_model_dir("org/absent")
+
+
+def test_gpt2_and_its_tokenizer_from_repo_id(hub, tmp_path):
+    """The hub's GPT-2 layout (real vocab.json + merges.txt, safetensors) through a repo id:
+    text in, the same greedy continuation as transformers out."""
+    import transformers
+
+    from tokenizer_corpus import make_gpt2_dir
+
+    directory = make_gpt2_dir(tmp_path / "gpt2")
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=64)
+    reference = transformers.GPT2LMHeadModel(config).eval()
+    reference.save_pretrained(directory)
+    hub.repo("openai-community/gpt2").commit(checkpoint_files(directory))
+
+    tokenizer = candle_port.AutoTokenizer.from_pretrained("openai-community/gpt2")
+    model = candle_port.AutoModelForCausalLM.from_pretrained("openai-community/gpt2")
+    ids = tokenizer("My name is Teven and I", return_tensors="np")["input_ids"]
+    ours = model.generate(ids, max_new_tokens=12)
+    with torch.no_grad():
+        expected = reference.generate(torch.from_numpy(ids), max_new_tokens=12, do_sample=False, pad_token_id=50256)
+    assert ours.tolist() == expected.tolist()
+    assert tokenizer.decode(ours[0]).startswith("My name is Teven and I")

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _core
+from .hub import resolve_model_dir
 
 TextInput = Union[str, Sequence[str]]
 
@@ -45,13 +46,30 @@ class Tokenizer:
         self._special = dict(core.special_tokens)
 
     @classmethod
-    def from_pretrained(cls, path: Union[str, os.PathLike]) -> "Tokenizer":
-        """Loads the tokenizer of a local model directory.
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: Union[str, os.PathLike],
+        *,
+        revision: Optional[str] = None,
+        cache_dir: Optional[Union[str, os.PathLike]] = None,
+        token: Optional[str] = None,
+        local_files_only: bool = False,
+    ) -> "Tokenizer":
+        """Loads the tokenizer of a local model directory or a hub repo id (hub options as in
+        ``candle_port.hub``): ``tokenizer.json``, else ``vocab.json`` + ``merges.txt``, else
+        ``sentencepiece.bpe.model``.
 
         Raises ``FileNotFoundError`` when the directory or its tokenizer files are missing and
         ``ValueError`` when the files cannot be used.
         """
-        return cls(_core.Tokenizer.from_dir(os.fspath(path)))
+        path = resolve_model_dir(
+            pretrained_model_name_or_path,
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
+            local_files_only=local_files_only,
+        )
+        return cls(_core.Tokenizer.from_dir(path))
 
     def __call__(
         self,
