@@ -9,11 +9,12 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::kv_cache::KvCache;
-use candle_nn::{embedding, layer_norm, Activation, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{embedding, layer_norm, Activation, Embedding, LayerNorm, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::activation::HiddenAct;
 use crate::error::{invalid_file, invalid_input, Result};
+use crate::linear::Linear;
 use crate::weights::{open_checkpoint, read_config};
 
 /// transformers' `GPT2Config`, with the same defaults.
@@ -121,9 +122,7 @@ impl GPT2Config {
 fn conv1d(in_dim: usize, out_dim: usize, vb: VarBuilder) -> candle_core::Result<Linear> {
     let weight = vb.get((in_dim, out_dim), "weight")?;
     let bias = vb.get(out_dim, "bias")?;
-    // `Linear` wants `[out, in]`; the transposed view makes its `x @ W^T` read the stored
-    // `[in, out]` matrix contiguously.
-    Ok(Linear::new(weight.t()?, Some(bias)))
+    Ok(Linear::from_in_out(weight, Some(bias)))
 }
 
 /// `GPT2Attention` (self-attention only).
@@ -400,7 +399,7 @@ impl GPT2LMHeadModel {
         };
         Ok(Self {
             transformer,
-            lm_head: Linear::new(weight, None),
+            lm_head: Linear::from_out_in(&weight, None)?,
         })
     }
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod generation;
 pub mod gpt2;
 pub mod hub;
+pub mod linear;
 pub mod roberta;
 pub mod tokenizer;
 pub mod weights;

@@ -21,3 +21,19 @@ def test_model_output_reads_like_transformers():
     assert out.pooler_output is None
     assert list(out) == ["logits"] and len(out) == 1
     assert out.to_tuple()[0] is out.logits
+
+
+def test_thread_count_follows_set_num_threads():
+    import os
+
+    import pytest
+
+    before = candle_port.get_num_threads()
+    assert before >= 1
+    try:
+        candle_port.set_num_threads(1)
+        assert candle_port.get_num_threads() == 1
+    finally:
+        os.environ["RAYON_NUM_THREADS"] = str(before)
+    with pytest.raises(ValueError):
+        candle_port.set_num_threads(0)

@@ -1,6 +1,14 @@
 """candle_port: RoBERTa, XLM-RoBERTa and GPT-2 on Candle, with transformers' API and outputs."""
 
-from ._core import __version__, available_devices
+import os as _os
+
+# candle sizes its CPU thread pool from RAYON_NUM_THREADS and, when it is unset, re-reads
+# /proc/cpuinfo on every matmul. Setting it once (to the cores this process may use) avoids that.
+if hasattr(_os, "sched_getaffinity"):
+    _os.environ.setdefault("RAYON_NUM_THREADS", str(len(_os.sched_getaffinity(0))))
+
+from ._core import __version__, available_devices, get_num_threads
+from ._threads import set_num_threads
 from .config import Config
 from .modeling_roberta import (
     RobertaForMaskedLM,
@@ -26,6 +34,8 @@ from .tokenization import AutoTokenizer, BatchEncoding, Tokenizer
 __all__ = [
     "__version__",
     "available_devices",
+    "get_num_threads",
+    "set_num_threads",
     "Config",
     "ModelOutput",
     "Tokenizer",

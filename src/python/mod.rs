@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(available_devices, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     encoder::register(m)?;
     gpt2::register(m)?;
     m.add_class::<tokenizer::Tokenizer>()?;
@@ -24,4 +25,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
 #[pyfunction]
 fn available_devices() -> Vec<String> {
     crate::device::available_devices()
+}
+
+/// The number of threads candle's CPU kernels use.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    candle_core::utils::get_num_threads()
 }
