@@ -1,10 +1,11 @@
-"""Classify a padded batch with a RoBERTa-family checkpoint in candle_port.
+"""Write a small random RoBERTa sentiment checkpoint with a byte-level tokenizer, then use it.
 
-    python examples/classify.py                 # a small random demo checkpoint, made on the spot
-    python examples/classify.py --model DIR     # your own checkpoint directory
+    python examples/demo_model.py demo-model
+    candle-port classify --model demo-model "I love this" "This is terrible"
 
-The demo checkpoint is written with numpy alone (safetensors format), so this runs with the
-package's only runtime dependency and no network.
+Laid out like cardiffnlp/twitter-roberta-base-sentiment-latest (config.json, model.safetensors,
+vocab.json + merges.txt), but tiny and untrained: the labels are arbitrary. Written with numpy
+alone, so it needs only the package's runtime dependency and no network.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +32,21 @@ def write_safetensors(path: Path, tensors: dict) -> None:
     path.write_bytes(struct.pack("<Q", len(header_bytes)) + header_bytes + b"".join(blobs))
 
 
+def byte_symbols() -> list:
+    """GPT-2's printable stand-ins for the 256 byte values (byte-level BPE's alphabet)."""
+    printable = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    extra = iter(range(256, 512))
+    return [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
+
+
+# RoBERTa's layout: <s>, <pad>, </s>, <unk>, then the vocabulary (here: single bytes), <mask> last.
+VOCAB = ["<s>", "<pad>", "</s>", "<unk>", *byte_symbols(), "<mask>"]
+
+
 def make_demo_checkpoint(directory: Path) -> Path:
     """A random 2-layer RoBERTa sentiment classifier, laid out like cardiffnlp's checkpoint."""
     config = dict(
-        model_type="roberta", architectures=["RobertaForSequenceClassification"], vocab_size=1000,
+        model_type="roberta", architectures=["RobertaForSequenceClassification"], vocab_size=len(VOCAB),
         hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
         max_position_embeddings=130, type_vocab_size=1, layer_norm_eps=1e-5, pad_token_id=1,
         id2label={"0": "negative", "1": "neutral", "2": "positive"},
@@ -68,28 +79,19 @@ def make_demo_checkpoint(directory: Path) -> Path:
         tensors.update(norm(f"{p}.output.LayerNorm"))
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.json").write_text(json.dumps(config, indent=2))
+    (directory / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(VOCAB)}))
+    (directory / "merges.txt").write_text("#version: 0.2\n")  # no merges: one token per byte
     write_safetensors(directory / "model.safetensors", tensors)
     return directory
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, help="checkpoint directory (default: a random demo model)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("directory", type=Path, help="where to write the checkpoint")
     args = parser.parse_args()
-    model_dir = args.model or make_demo_checkpoint(Path(tempfile.mkdtemp()) / "demo-roberta-sentiment")
-    model = candle_port.AutoModelForSequenceClassification.from_pretrained(model_dir, device=args.device)
-    print(f"candle_port {candle_port.__version__} on {candle_port.available_devices()}: {model} from {model_dir}")
-
-    # Token ids of three sentences of different lengths, right-padded with pad_token_id=1.
-    input_ids = np.array([[0, 713, 16, 137, 205, 328, 2], [0, 100, 33, 2, 1, 1, 1], [0, 42, 2, 1, 1, 1, 1]])
-    attention_mask = (input_ids != 1).astype(np.int64)
-    logits = model(input_ids, attention_mask=attention_mask).logits
-    scores = np.exp(logits - logits.max(-1, keepdims=True))
-    scores /= scores.sum(-1, keepdims=True)
-    for row, probs in enumerate(scores):
-        best = int(probs.argmax())
-        print(f"row {row} ({int(attention_mask[row].sum())} tokens): {model.config.id2label[best]} {probs[best]:.3f}")
+    make_demo_checkpoint(args.directory)
+    model = candle_port.AutoModelForSequenceClassification.from_pretrained(args.directory)
+    print(f"wrote {args.directory}: {model} (candle_port {candle_port.__version__}, devices {candle_port.available_devices()})")
 
 
 if __name__ == "__main__":

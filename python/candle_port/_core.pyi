@@ -1,0 +1,95 @@
+"""Type stubs for the native module (the PyO3 binding layer). Users import `candle_port`."""
+
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+def available_devices() -> List[str]: ...
+def get_num_threads() -> int: ...
+def hf_hub_download(
+    repo_id: str,
+    filename: str,
+    revision: Optional[str] = None,
+    cache_dir: Optional[str] = None,
+    token: Optional[str] = None,
+    local_files_only: bool = False,
+) -> str: ...
+def snapshot_download(
+    repo_id: str,
+    revision: Optional[str] = None,
+    cache_dir: Optional[str] = None,
+    token: Optional[str] = None,
+    local_files_only: bool = False,
+) -> str: ...
+
+_Ids = npt.NDArray[np.int64]
+
+class EncoderModel:
+    @staticmethod
+    def from_pretrained(path: str, head: str, device: str, dtype: str) -> "EncoderModel": ...
+    @property
+    def config_json(self) -> str: ...
+    def forward(
+        self, input_ids: _Ids, attention_mask: Optional[_Ids] = None, token_type_ids: Optional[_Ids] = None
+    ) -> Dict[str, npt.NDArray[np.float32]]: ...
+
+class GenerationStream:
+    def __iter__(self) -> Iterator[npt.NDArray[np.int64]]: ...
+    def __next__(self) -> npt.NDArray[np.int64]: ...
+    def finish(self) -> npt.NDArray[np.int64]: ...
+    @property
+    def sequences(self) -> npt.NDArray[np.int64]: ...
+
+class GPT2:
+    @staticmethod
+    def from_pretrained(path: str, head: str, device: str, dtype: str) -> "GPT2": ...
+    @property
+    def config_json(self) -> str: ...
+    def forward(self, input_ids: _Ids, attention_mask: Optional[_Ids] = None) -> Dict[str, npt.NDArray[np.float32]]: ...
+    def stream(
+        self,
+        input_ids: _Ids,
+        attention_mask: Optional[_Ids] = None,
+        max_new_tokens: int = 20,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_k: Optional[int] = None,
+        top_p: Optional[float] = None,
+        repetition_penalty: float = 1.0,
+        seed: Optional[int] = None,
+        eos_token_id: Optional[int] = None,
+        pad_token_id: Optional[int] = None,
+    ) -> GenerationStream: ...
+
+class Tokenizer:
+    @staticmethod
+    def from_dir(path: str) -> "Tokenizer": ...
+    def encode_batch(
+        self,
+        texts: List[str],
+        pairs: Optional[List[str]],
+        add_special_tokens: bool,
+        truncate_to: Optional[int],
+        padding: Optional[str],
+        pad_to: Optional[int],
+        as_numpy: bool,
+    ) -> Dict[str, object]: ...
+    def decode(self, ids: List[int], skip_special_tokens: bool) -> str: ...
+    def decode_batch(self, rows: List[List[int]], skip_special_tokens: bool) -> List[str]: ...
+    def id_to_token(self, id: int) -> Optional[str]: ...
+    def token_to_id(self, token: str) -> Optional[int]: ...
+    def save_pretrained(self, path: str) -> None: ...
+    def __len__(self) -> int: ...
+    @property
+    def vocab_size(self) -> int: ...
+    @property
+    def model_max_length(self) -> Optional[int]: ...
+    @property
+    def padding_side(self) -> str: ...
+    @property
+    def model_input_names(self) -> List[str]: ...
+    @property
+    def special_tokens(self) -> List[Tuple[str, str]]: ...
