@@ -21,6 +21,7 @@ from .auto import (
     AutoModelForTokenClassification,
 )
 from .outputs import ModelOutput
+from .pipelines import Pipeline, pipeline
 from .tokenization import AutoTokenizer, BatchEncoding, Tokenizer
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "available_devices",
     "Config",
     "ModelOutput",
+    "pipeline",
+    "Pipeline",
     "Tokenizer",
     "AutoTokenizer",
     "BatchEncoding",
