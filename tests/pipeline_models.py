@@ -5,7 +5,6 @@ saved with their tokenizer files so both libraries load the same directory."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -14,7 +13,7 @@ import transformers
 from tokenizer_corpus import make_gpt2_dir, make_roberta_dir, make_sentencepiece_dir
 
 ROBERTA_VOCAB = 50262  # GPT-2's 50257 tokens, 4 specials before them and <mask> last
-MAX_POSITIONS = 40  # RoBERTa inputs up to 38 tokens
+MAX_POSITIONS = 80  # RoBERTa inputs up to 78 tokens
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
 _ROBERTA_HEADS = {
@@ -82,6 +81,3 @@ def damage_weight(directory: Path, name_part: str = "dense.weight") -> str:
     save_file(tensors, str(path), metadata={"format": "pt"})
     return name
 
-
-def read_json(path: Path) -> dict:
-    return json.loads(path.read_text())
