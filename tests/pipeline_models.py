@@ -26,6 +26,9 @@ _ROBERTA_HEADS = {
 
 
 def _tiny_encoder_config(config_class: type, vocab_size: int, **extra) -> transformers.PretrainedConfig:
+    """Tiny layers; large random weights (far-apart logits: no near-ties for argmax / top-k),
+    but smaller for taggers, whose tokens would otherwise all get one label."""
+    tagger = "O" in extra.get("id2label", {}).values()
     return config_class(
         vocab_size=vocab_size,
         hidden_size=16,
@@ -33,7 +36,7 @@ def _tiny_encoder_config(config_class: type, vocab_size: int, **extra) -> transf
         intermediate_size=24,
         num_hidden_layers=2,
         max_position_embeddings=MAX_POSITIONS,
-        initializer_range=0.5,  # far-apart logits: no near-ties for argmax / top-k
+        initializer_range=0.1 if tagger else 0.5,
         **extra,
     )
 
@@ -69,15 +72,16 @@ def build_gpt2(directory: Path, seed: int = 0) -> Path:
     return _save(transformers.GPT2LMHeadModel(config), directory)
 
 
-def damage_weight(directory: Path, name_part: str = "dense.weight") -> str:
-    """Adds 0.01 to the first tensor whose name contains `name_part` in model.safetensors;
-    returns its name."""
-    from safetensors.torch import load_file, save_file
-
-    path = directory / "model.safetensors"
-    tensors = load_file(str(path))
-    name = next(key for key in sorted(tensors) if name_part in key)
-    tensors[name] = tensors[name] + 0.01
-    save_file(tensors, str(path), metadata={"format": "pt"})
-    return name
-
+def assert_same_records(ours, reference, score_key="score"):
+    """Nested lists of dicts: equal except scores, which agree within 1e-4."""
+    if isinstance(reference, list):
+        assert isinstance(ours, list) and len(ours) == len(reference)
+        for a, b in zip(ours, reference):
+            assert_same_records(a, b, score_key)
+        return
+    assert ours.keys() == reference.keys()
+    for key, expected in reference.items():
+        if key == score_key:
+            assert abs(ours[key] - float(expected)) < 1e-4, (ours, reference)
+        else:
+            assert ours[key] == expected, (key, ours, reference)

@@ -9,9 +9,8 @@ import pytest
 import transformers
 
 import candle_port
-from pipeline_models import MAX_POSITIONS, build_gpt2, build_roberta, build_xlmr_ner
+from pipeline_models import MAX_POSITIONS, assert_same_records, build_gpt2, build_roberta, build_xlmr_ner
 
-TOL = 1e-4
 TEXTS = [
     "I love Paris and London!",
     "café naïve 😀 Zürich is great",
@@ -35,21 +34,6 @@ def pair(task, directory, **kwargs):
     """(candle_port pipeline, transformers pipeline) on one directory."""
     ours = candle_port.pipeline(task, str(directory), batch_size=2, progress=False, **kwargs)
     return ours, transformers.pipeline(task, model=str(directory), **kwargs)
-
-
-def assert_same_records(ours, reference, score_key="score"):
-    """Nested lists of dicts: equal except scores, which agree within TOL."""
-    if isinstance(reference, list):
-        assert isinstance(ours, list) and len(ours) == len(reference)
-        for a, b in zip(ours, reference):
-            assert_same_records(a, b, score_key)
-        return
-    assert ours.keys() == reference.keys()
-    for key, expected in reference.items():
-        if key == score_key:
-            assert abs(ours[key] - float(expected)) < TOL, (ours, reference)
-        else:
-            assert ours[key] == expected, (key, ours, reference)
 
 
 @pytest.mark.parametrize("top_k", ["unset", 2, None])
@@ -104,6 +88,8 @@ def test_token_classification_ignore_labels(dirs):
     assert_same_records(results, reference(TEXTS, ignore_labels=[]))
     # Every non-special token is reported: <s> and </s> are skipped.
     assert [len(r) for r in results] == [len(ids) - 2 for ids in ours.tokenizer(TEXTS)["input_ids"]]
+    # By default the "O" tokens are dropped.
+    assert 0 < sum(map(len, ours(TEXTS))) < sum(map(len, results))
 
 
 def test_feature_extraction_matches_transformers(dirs):
@@ -111,7 +97,7 @@ def test_feature_extraction_matches_transformers(dirs):
     for text, states in zip(TEXTS, ours(TEXTS)):
         expected = np.asarray(reference(text))[0]
         assert states.shape == expected.shape
-        assert np.abs(states - expected).max() < TOL
+        assert np.abs(states - expected).max() < 1e-4
 
 
 def test_pooling_and_normalisation(dirs):
