@@ -168,8 +168,8 @@ class Pipeline:
         for chunk in self._batches(encodings):
             rows = [encodings[i]["input_ids"] for i in chunk]
             values = getattr(self.model(**self._pad(rows)), output)
+            per_token = values.ndim == 3
             for row, i in enumerate(chunk):
-                per_token = values.ndim == 3
                 results[i] = values[row, : len(rows[row])] if per_token else values[row]
         return results  # type: ignore[return-value]
 
