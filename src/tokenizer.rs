@@ -13,7 +13,7 @@ use tokenizers::utils::padding::{pad_encodings, PaddingDirection, PaddingParams,
 use tokenizers::utils::truncation::{
     truncate_encodings, TruncationDirection, TruncationParams, TruncationStrategy,
 };
-use tokenizers::{Encoding, PostProcessor};
+use tokenizers::{Decoder, Encoding, PostProcessor, PostProcessorWrapper};
 
 pub use config::{Family, Side, SpecialTokens, TokenizerConfig};
 
@@ -37,6 +37,8 @@ pub struct EncodeOptions {
     /// Truncate (longest first, special tokens included) to this many tokens.
     pub truncate_to: Option<usize>,
     pub padding: Padding,
+    /// Offsets in characters (as transformers' fast tokenizers give them) instead of bytes.
+    pub char_offsets: bool,
 }
 
 /// The encoded batch, one row a text (or pair).
@@ -45,11 +47,18 @@ pub struct BatchEncoding {
     pub input_ids: Vec<Vec<u32>>,
     pub attention_mask: Vec<Vec<u32>>,
     pub token_type_ids: Vec<Vec<u32>>,
+    /// 1 for the special tokens the tokenizer added (and padding), 0 for the text's tokens.
+    pub special_tokens_mask: Vec<Vec<u32>>,
+    /// (start, end) of each token in its text, (0, 0) for special tokens and padding.
+    pub offsets: Vec<Vec<(usize, usize)>>,
 }
 
 /// A tokenizer with the special tokens, length limit and padding side of its model.
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
+    /// `inner` without its post-processor: encodes texts before truncation, so that the
+    /// post-processor (special tokens, offset trimming) runs once, after it, as in `tokenizers`.
+    plain: tokenizers::Tokenizer,
     config: TokenizerConfig,
 }
 
@@ -76,7 +85,13 @@ impl Tokenizer {
                 dir.display()
             )));
         };
-        Ok(Self { inner, config })
+        let mut plain = inner.clone();
+        plain.with_post_processor(None::<PostProcessorWrapper>);
+        Ok(Self {
+            inner,
+            plain,
+            config,
+        })
     }
 
     /// Encodes texts, or pairs when `pairs` is given (as many as `texts`), in parallel.
@@ -89,8 +104,10 @@ impl Tokenizer {
         if pairs.is_some_and(|p| p.len() != texts.len()) {
             return invalid_input!("got {} texts but a different number of pairs", texts.len());
         }
-        let firsts = self.encode_plain(texts)?;
-        let seconds = pairs.map(|p| self.encode_plain(p)).transpose()?;
+        let firsts = self.encode_plain(texts, options.char_offsets)?;
+        let seconds = pairs
+            .map(|p| self.encode_plain(p, options.char_offsets))
+            .transpose()?;
         let mut seconds = seconds.map(Vec::into_iter);
         let mut encodings = firsts
             .into_iter()
@@ -113,15 +130,24 @@ impl Tokenizer {
                 .iter()
                 .map(|e| e.get_type_ids().to_vec())
                 .collect(),
+            special_tokens_mask: encodings
+                .iter()
+                .map(|e| e.get_special_tokens_mask().to_vec())
+                .collect(),
+            offsets: encodings.iter().map(|e| e.get_offsets().to_vec()).collect(),
         })
     }
 
-    /// The tokens of each text, without special tokens, truncation or padding.
-    fn encode_plain(&self, texts: &[String]) -> Result<Vec<Encoding>> {
+    /// The tokens of each text, without special tokens, truncation or padding; offsets in
+    /// characters when `char_offsets`, else in bytes.
+    fn encode_plain(&self, texts: &[String], char_offsets: bool) -> Result<Vec<Encoding>> {
         let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        self.inner
-            .encode_batch(inputs, false)
-            .map_err(|e| Error::InvalidInput(format!("cannot encode: {e}")))
+        let encoded = if char_offsets {
+            self.plain.encode_batch_char_offsets(inputs, false)
+        } else {
+            self.plain.encode_batch(inputs, false)
+        };
+        encoded.map_err(|e| Error::InvalidInput(format!("cannot encode: {e}")))
     }
 
     /// Truncates a text (or pair) and adds the special tokens.
@@ -198,6 +224,17 @@ impl Tokenizer {
         self.inner
             .decode_batch(&rows, skip_special_tokens)
             .map_err(|e| Error::InvalidInput(format!("cannot decode: {e}")))
+    }
+
+    /// The text of a sequence of tokens, through the decoder alone (no special-token handling),
+    /// as transformers' `convert_tokens_to_string`; joined by spaces when there is no decoder.
+    pub fn convert_tokens_to_string(&self, tokens: Vec<String>) -> Result<String> {
+        match self.inner.get_decoder() {
+            Some(decoder) => decoder
+                .decode(tokens)
+                .map_err(|e| Error::InvalidInput(format!("cannot decode tokens: {e}"))),
+            None => Ok(tokens.join(" ")),
+        }
     }
 
     /// The token of an id (added tokens included), `None` past the vocabulary.

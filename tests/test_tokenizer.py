@@ -349,3 +349,33 @@ def test_bad_arguments(loaded):
         ours("a b c", "d e f", truncation=True, max_length=3)
     with pytest.raises(TypeError):
         ours(["a", 3])
+
+
+OFFSET_TEXTS = [
+    "café naïve 😀 Zürich",
+    "emoji 👨‍👩‍👧‍👦 and   spaces ",
+    "東京は日本の首都です。",
+    "Paris is the <mask> of France.",
+    "  leading",
+]
+
+
+@pytest.mark.parametrize("name", VOCABULARIES)
+def test_offsets_and_special_tokens_mask_match_transformers(loaded, name):
+    """Character offsets (not bytes) and the special-tokens mask, one text at a time (lists)
+    and as a padded, truncated numpy batch."""
+    ours, reference = loaded[name]
+    wanted = dict(return_offsets_mapping=True, return_special_tokens_mask=True)
+    for text in OFFSET_TEXTS:
+        assert_same_encoding(ours(text, **wanted), reference(text, **wanted))
+    if name in PADDED:
+        batch = dict(padding=True, truncation=True, max_length=9, return_tensors="np", **wanted)
+        assert_same_encoding(ours(OFFSET_TEXTS, **batch), reference(OFFSET_TEXTS, **batch))
+
+
+@pytest.mark.parametrize("name", VOCABULARIES)
+def test_convert_tokens_to_string_matches_transformers(loaded, name):
+    ours, reference = loaded[name]
+    for text in OFFSET_TEXTS:
+        tokens = ours.convert_ids_to_tokens(ours(text, add_special_tokens=False)["input_ids"])
+        assert ours.convert_tokens_to_string(tokens[1:]) == reference.convert_tokens_to_string(tokens[1:])

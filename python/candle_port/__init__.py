@@ -29,6 +29,7 @@ from .auto import (
     AutoModelForTokenClassification,
 )
 from .outputs import ModelOutput
+from .pipelines import Pipeline, pipeline
 from .tokenization import AutoTokenizer, BatchEncoding, Tokenizer
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "set_num_threads",
     "Config",
     "ModelOutput",
+    "pipeline",
+    "Pipeline",
     "Tokenizer",
     "AutoTokenizer",
     "BatchEncoding",

@@ -82,6 +82,8 @@ class Tokenizer:
         return_tensors: Optional[str] = None,
         return_token_type_ids: Optional[bool] = None,
         return_attention_mask: Optional[bool] = None,
+        return_special_tokens_mask: bool = False,
+        return_offsets_mapping: bool = False,
     ) -> BatchEncoding:
         """Encodes a text or a list of texts (with their pairs in ``text_pair``).
 
@@ -92,7 +94,10 @@ class Tokenizer:
         ``max_length`` without padding or truncation truncates, as in transformers.
         ``return_tensors="np"`` gives (batch, length) int64 arrays, otherwise lists (of lists for
         a batch). ``token_type_ids`` and ``attention_mask`` are returned when the model takes them
-        unless asked otherwise.
+        unless asked otherwise. ``return_special_tokens_mask`` adds ``special_tokens_mask`` (1 for
+        added special tokens and padding) and ``return_offsets_mapping`` adds ``offset_mapping``:
+        the (start, end) character span of each token in its text, (0, 0) for special tokens
+        and padding, as transformers' fast tokenizers give them.
         """
         batched = not isinstance(text, str)
         texts = _as_text_list(text, "text")
@@ -103,12 +108,21 @@ class Tokenizer:
             raise ValueError(f"return_tensors={return_tensors!r} is not supported; use 'np' or None")
         pad_mode, pad_to, truncate_to = self._strategies(padding, truncation, max_length)
         encoded = self._core.encode_batch(
-            texts, pairs, add_special_tokens, truncate_to, pad_mode, pad_to, return_tensors == "np"
+            texts,
+            pairs,
+            add_special_tokens,
+            truncate_to,
+            pad_mode,
+            pad_to,
+            return_tensors == "np",
+            return_offsets_mapping,
         )
         wanted = {
             "input_ids": True,
             "token_type_ids": _wanted(return_token_type_ids, "token_type_ids", self.model_input_names),
             "attention_mask": _wanted(return_attention_mask, "attention_mask", self.model_input_names),
+            "special_tokens_mask": return_special_tokens_mask,
+            "offset_mapping": return_offsets_mapping,
         }
         outputs = {name: values for name, values in encoded.items() if wanted[name]}
         if not batched and return_tensors is None:
@@ -175,6 +189,11 @@ class Tokenizer:
             return self._core.id_to_token(int(ids))
         special_ids = set(self.all_special_ids) if skip_special_tokens else set()
         return [self._core.id_to_token(i) for i in _id_list(ids) if i not in special_ids]
+
+    def convert_tokens_to_string(self, tokens: Sequence[str]) -> str:
+        """The text of a sequence of tokens, through the tokenizer's decoder alone (no
+        special-token skipping or clean-up), as transformers' fast tokenizers do."""
+        return self._core.convert_tokens_to_string(list(tokens))
 
     def convert_tokens_to_ids(self, tokens: Union[str, Sequence[str]]) -> Union[Optional[int], List[Optional[int]]]:
         """The id of a token, or the ids of a list of tokens (``unk_token_id`` when unknown)."""

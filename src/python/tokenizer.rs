@@ -28,10 +28,12 @@ impl Tokenizer {
         Ok(Self { inner })
     }
 
-    /// Encodes texts (and pairs) into {"input_ids", "attention_mask", "token_type_ids"}: lists of
-    /// lists, or int64 numpy arrays when `as_numpy` (then the batch must be padded to one length).
-    /// `padding` is None, "longest" or "max_length" (to `pad_to`).
-    #[pyo3(signature = (texts, pairs, add_special_tokens, truncate_to, padding, pad_to, as_numpy))]
+    /// Encodes texts (and pairs) into {"input_ids", "attention_mask", "token_type_ids",
+    /// "special_tokens_mask", "offset_mapping"}: lists of lists, or int64 numpy arrays when
+    /// `as_numpy` (then the batch must be padded to one length). `padding` is None, "longest" or
+    /// "max_length" (to `pad_to`). Offsets are (start, end) pairs, in characters when
+    /// `char_offsets`, else in bytes.
+    #[pyo3(signature = (texts, pairs, add_special_tokens, truncate_to, padding, pad_to, as_numpy, char_offsets))]
     #[allow(clippy::too_many_arguments)]
     fn encode_batch<'py>(
         &self,
@@ -43,11 +45,13 @@ impl Tokenizer {
         padding: Option<&str>,
         pad_to: Option<usize>,
         as_numpy: bool,
+        char_offsets: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         let options = EncodeOptions {
             add_special_tokens,
             truncate_to,
             padding: parse_padding(padding, pad_to).map_err(to_py_err)?,
+            char_offsets,
         };
         let batch = py
             .detach(|| self.inner.encode_batch(&texts, pairs.as_deref(), options))
@@ -57,12 +61,18 @@ impl Tokenizer {
             ("input_ids", batch.input_ids),
             ("attention_mask", batch.attention_mask),
             ("token_type_ids", batch.token_type_ids),
+            ("special_tokens_mask", batch.special_tokens_mask),
         ] {
             if as_numpy {
                 dict.set_item(name, to_numpy(py, name, rows)?)?;
             } else {
                 dict.set_item(name, rows)?;
             }
+        }
+        if as_numpy {
+            dict.set_item("offset_mapping", offsets_to_numpy(py, batch.offsets)?)?;
+        } else {
+            dict.set_item("offset_mapping", batch.offsets)?;
         }
         Ok(dict)
     }
@@ -81,6 +91,13 @@ impl Tokenizer {
         skip_special_tokens: bool,
     ) -> PyResult<Vec<String>> {
         py.detach(|| self.inner.decode_batch(&rows, skip_special_tokens))
+            .map_err(to_py_err)
+    }
+
+    /// The text of a sequence of tokens, through the decoder alone.
+    fn convert_tokens_to_string(&self, tokens: Vec<String>) -> PyResult<String> {
+        self.inner
+            .convert_tokens_to_string(tokens)
             .map_err(to_py_err)
     }
 
@@ -170,5 +187,20 @@ fn to_numpy<'py>(
     }
     let shape = [rows.len(), width];
     let values: Vec<i64> = rows.into_iter().flatten().map(i64::from).collect();
+    numpy::PyArray1::from_vec(py, values).reshape(shape)
+}
+
+/// Rows of (start, end) offsets, all of one length, as a (batch, length, 2) int64 array.
+fn offsets_to_numpy(
+    py: Python<'_>,
+    rows: Vec<Vec<(usize, usize)>>,
+) -> PyResult<Bound<'_, numpy::PyArray3<i64>>> {
+    let width = rows.first().map_or(0, Vec::len);
+    let shape = [rows.len(), width, 2];
+    let values: Vec<i64> = rows
+        .into_iter()
+        .flatten()
+        .flat_map(|(start, end)| [start as i64, end as i64])
+        .collect();
     numpy::PyArray1::from_vec(py, values).reshape(shape)
 }

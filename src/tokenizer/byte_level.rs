@@ -145,6 +145,7 @@ mod tests {
             add_special_tokens: true,
             truncate_to,
             padding: Padding::None,
+            char_offsets: false,
         };
         let pairs = pair.map(|p| vec![p.to_string()]);
         let batch = tokenizer

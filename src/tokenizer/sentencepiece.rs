@@ -281,6 +281,7 @@ mod tests {
             add_special_tokens: true,
             truncate_to: None,
             padding: Padding::Longest,
+            char_offsets: false,
         };
         let texts = ["hello world".to_string(), "hello".to_string()];
         let batch = tokenizer.encode_batch(&texts, None, options).unwrap();
