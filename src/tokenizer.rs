@@ -55,10 +55,10 @@ pub struct BatchEncoding {
 
 /// A tokenizer with the special tokens, length limit and padding side of its model.
 pub struct Tokenizer {
-    inner: tokenizers::Tokenizer,
-    /// `inner` without its post-processor: encodes texts before truncation, so that the
+    /// The tokenizer without its post-processor: it encodes texts before truncation, so that the
     /// post-processor (special tokens, offset trimming) runs once, after it, as in `tokenizers`.
-    plain: tokenizers::Tokenizer,
+    inner: tokenizers::Tokenizer,
+    post_processor: Option<PostProcessorWrapper>,
     config: TokenizerConfig,
 }
 
@@ -85,11 +85,12 @@ impl Tokenizer {
                 dir.display()
             )));
         };
-        let mut plain = inner.clone();
-        plain.with_post_processor(None::<PostProcessorWrapper>);
+        let mut inner = inner;
+        let post_processor = inner.get_post_processor().cloned();
+        inner.with_post_processor(None::<PostProcessorWrapper>);
         Ok(Self {
             inner,
-            plain,
+            post_processor,
             config,
         })
     }
@@ -143,9 +144,9 @@ impl Tokenizer {
     fn encode_plain(&self, texts: &[String], char_offsets: bool) -> Result<Vec<Encoding>> {
         let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let encoded = if char_offsets {
-            self.plain.encode_batch_char_offsets(inputs, false)
+            self.inner.encode_batch_char_offsets(inputs, false)
         } else {
-            self.plain.encode_batch(inputs, false)
+            self.inner.encode_batch(inputs, false)
         };
         encoded.map_err(|e| Error::InvalidInput(format!("cannot encode: {e}")))
     }
@@ -170,13 +171,18 @@ impl Tokenizer {
             }
             None => (first, second),
         };
-        self.inner
-            .post_process(first, second, options.add_special_tokens)
-            .map_err(|e| Error::InvalidInput(format!("cannot add special tokens: {e}")))
+        let processed = match &self.post_processor {
+            Some(processor) => processor.process(first, second, options.add_special_tokens),
+            // Without a post-processor, `tokenizers` only merges the pair.
+            None => self
+                .inner
+                .post_process(first, second, options.add_special_tokens),
+        };
+        processed.map_err(|e| Error::InvalidInput(format!("cannot add special tokens: {e}")))
     }
 
     fn num_special_tokens(&self, is_pair: bool, add_special_tokens: bool) -> usize {
-        match self.inner.get_post_processor() {
+        match &self.post_processor {
             Some(processor) if add_special_tokens => processor.added_tokens(is_pair),
             _ => 0,
         }
@@ -293,7 +299,9 @@ impl Tokenizer {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::InvalidInput(format!("cannot create {}: {e}", dir.display())))?;
         let tokenizer_json = dir.join("tokenizer.json");
-        self.inner.save(&tokenizer_json, false).map_err(|e| {
+        let mut whole = self.inner.clone();
+        whole.with_post_processor(self.post_processor.clone());
+        whole.save(&tokenizer_json, false).map_err(|e| {
             Error::InvalidInput(format!("cannot write {}: {e}", tokenizer_json.display()))
         })?;
         let config_path = dir.join("tokenizer_config.json");
