@@ -7,30 +7,14 @@ SentencePiece unigram model (XLM-R layout); and single-text latency."""
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from common import median_seconds, row  # noqa: E402
 from tokenizer_corpus import CORPUS, make_gpt2_dir, make_roberta_dir, make_sentencepiece_dir  # noqa: E402
-
-
-def median_seconds(fn, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def row(section: str, metric: str, ours: float, theirs: float, unit: str, higher_is_better: bool = True) -> dict:
-    ratio = (ours / theirs if higher_is_better else theirs / ours) if ours and theirs else float("nan")
-    return dict(section=section, metric=metric, candle_port=ours, transformers=theirs, unit=unit, speedup=ratio)
 
 
 def as_rows(encoding) -> list:
