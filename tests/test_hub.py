@@ -331,3 +331,26 @@ def test_gpt2_and_its_tokenizer_from_repo_id(hub, tmp_path):
         expected = reference.generate(torch.from_numpy(ids), max_new_tokens=12, do_sample=False, pad_token_id=50256)
     assert ours.tolist() == expected.tolist()
     assert tokenizer.decode(ours[0]).startswith("My name is Teven and I")
+
+
+def test_pipeline_from_repo_id_download_cache_answer(hub, tmp_path):
+    """A user's first line, served by the local hub: repo id → download → cache → pipeline →
+    the same answer as transformers' pipeline on the same files; the second time, no request."""
+    import transformers
+
+    from pipeline_models import build_roberta
+
+    directory = build_roberta("classifier", tmp_path / "sentiment")
+    hub.repo("cardiffnlp/twitter-roberta-base-sentiment-latest").commit(checkpoint_files(directory))
+    texts = ["I love this!", "This is terrible.", "meh"]
+
+    classify = candle_port.pipeline("sentiment-analysis", progress=False)  # the default model
+    ours = classify(texts)
+    expected = transformers.pipeline("text-classification", model=str(directory))(texts)
+    assert [r["label"] for r in ours] == [r["label"] for r in expected]
+    assert np.allclose([r["score"] for r in ours], [r["score"] for r in expected], atol=1e-4)
+    assert hub.body_requests("model.safetensors") and hub.body_requests("vocab.json")
+
+    seen = len(hub.requests)
+    assert candle_port.pipeline("sentiment-analysis", progress=False)(texts) == ours
+    assert len(hub.requests) == seen
