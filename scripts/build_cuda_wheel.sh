@@ -21,10 +21,12 @@ export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/cuda}
 
 python3 -m venv "$venv"
+# nvcc's own dependencies (nvvm's cicc, crt headers) are pinned too: unpinned, pip takes the newest,
+# whose PTX the older ptxas rejects. cuBLAS / cuRAND are not needed to build, only to run.
 "$venv/bin/pip" install --quiet "maturin>=1.7,<2" \
-    "nvidia-cuda-nvcc==$cuda_version" "nvidia-cuda-runtime==$cuda_version" \
-    "nvidia-cuda-nvrtc==$cuda_version" "nvidia-cuda-cccl==$cuda_version" \
-    "nvidia-cublas" "nvidia-curand"
+    "nvidia-cuda-nvcc==$cuda_version" "nvidia-nvvm==$cuda_version" "nvidia-cuda-crt==$cuda_version" \
+    "nvidia-cuda-runtime==$cuda_version" "nvidia-cuda-cccl==$cuda_version" \
+    "nvidia-cuda-nvrtc==$cuda_version" "nvidia-cublas==13.*" "nvidia-curand==10.*"
 site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 cuda_root="$site/nvidia/cu13"
 [[ -x "$cuda_root/bin/nvcc" ]] || { echo "nvcc not found under $cuda_root/bin" >&2; exit 1; }
@@ -34,11 +36,25 @@ export PATH="$cuda_root/bin:$PATH"
 export CUDA_ROOT="$cuda_root" CUDA_PATH="$cuda_root" CUDA_HOME="$cuda_root"
 export LIBRARY_PATH="$cuda_root/lib:${LIBRARY_PATH:-}"
 export LD_LIBRARY_PATH="$cuda_root/lib:${LD_LIBRARY_PATH:-}"
+# The linker wants unversioned names (libcublas.so) that the wheels do not ship, and libcuda.so,
+# which comes with the driver, not with any wheel: link against a stub with the driver's soname
+# (what the CUDA toolkit's lib/stubs does); the real libcuda.so.1 is loaded at run time.
+link_dir="$PWD/$CARGO_TARGET_DIR/cuda-link"
+mkdir -p "$link_dir"
+for lib in "$site"/nvidia/cu13/lib/lib*.so.* "$site"/nvidia/cu13/lib/*/lib*.so.*; do
+    [[ -e "$lib" ]] && ln -sf "$lib" "$link_dir/$(basename "${lib%%.so.*}").so"
+done
+grep -ohE '\bcu[A-Z][A-Za-z0-9_]*\b' "$cuda_root/include/cuda.h" | sort -u \
+    | sed 's/.*/void &(void) {}/' > "$link_dir/libcuda_stub.c"
+cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$link_dir/libcuda.so" "$link_dir/libcuda_stub.c"
+export LIBRARY_PATH="$link_dir:$LIBRARY_PATH"  # the C compiler driving the link passes it on
+
 # nvcc looks for the host compiler's headers next to its own; the CCCL wheel keeps cub/thrust apart.
 export NVCC_PREPEND_FLAGS="-I$cuda_root/include -I$cuda_root/include/cccl ${NVCC_PREPEND_FLAGS:-}"
 nvcc --version | tail -n 2
 
-"$venv/bin/maturin" build --release --features "$features" --out "$out_dir"
+# --features replaces pyproject's list, so the Python bindings feature is named again.
+"$venv/bin/maturin" build --release --features "python,$features" --out "$out_dir"
 echo
 echo "Built $(ls -t "$out_dir"/candle_port-*.whl | head -n 1) for compute capability $CUDA_COMPUTE_CAP."
 echo "On the GPU machine: export LD_LIBRARY_PATH=\"\$(python -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], \"cu13\", \"lib\"))'):\$LD_LIBRARY_PATH\""
