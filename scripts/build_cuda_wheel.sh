@@ -54,7 +54,8 @@ export NVCC_PREPEND_FLAGS="-I$cuda_root/include -I$cuda_root/include/cccl ${NVCC
 nvcc --version | tail -n 2
 
 # --features replaces pyproject's list, so the Python bindings feature is named again.
-"$venv/bin/maturin" build --release --features "python,$features" --out "$out_dir"
+# No auditwheel repair: the CUDA libraries and the driver come from the GPU machine, not the wheel.
+"$venv/bin/maturin" build --release --features "python,$features" --auditwheel skip --out "$out_dir"
 echo
 echo "Built $(ls -t "$out_dir"/candle_port-*.whl | head -n 1) for compute capability $CUDA_COMPUTE_CAP."
 echo "On the GPU machine: export LD_LIBRARY_PATH=\"\$(python -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], \"cu13\", \"lib\"))'):\$LD_LIBRARY_PATH\""
