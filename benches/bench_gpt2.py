@@ -11,6 +11,7 @@ batch of 8.
 from __future__ import annotations
 
 import argparse
+import sys
 import os
 import tempfile
 import time
@@ -21,6 +22,9 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 import candle_port
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import THREADS, row  # noqa: E402
 
 PROMPT_LEN = 16
 NEW_TOKENS = 128
@@ -75,36 +79,38 @@ def window_ms(steps: List[float], position: int, width: int = 8) -> float:
     return 1000 * float(np.mean(steps[first : first + width]))
 
 
+def decode_rows(ours, theirs, batch: int, new_tokens: int, label: str) -> List[dict]:
+    """Greedy decode tokens/s of both at one batch size; per-step times of candle_port."""
+    ids = prompts(batch)
+    ours.generate(ids, max_new_tokens=4)  # warm-up
+    time_transformers(theirs, ids, 4)
+    candle = time_candle(ours, ids, new_tokens)
+    torch_seconds = time_transformers(theirs, ids, new_tokens)
+    # Counted from the steps taken, in case a row of the random model hits eos early.
+    ours_tok_s = batch * len(candle["steps"]) / candle["seconds"]
+    rows = [row("gpt2-124m", f"greedy decode batch {batch}{label}", ours_tok_s, batch * new_tokens / torch_seconds, "tok/s")]
+    if new_tokens >= 128 and batch == 1 and not label:
+        for position in (16, 128):
+            ms = window_ms(candle["steps"], position)
+            rows.append(dict(section="gpt2-124m", metric=f"ms per step near position {position}", candle_port=ms,
+                             transformers=float("nan"), unit="ms", speedup=float("nan")))
+    return rows
+
+
 def run(quick: bool = False) -> List[dict]:
-    """Runs the benchmark; returns one dict per measurement (also printed)."""
-    threads = torch.get_num_threads()
-    os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
+    """Rows of {section, metric, candle_port, transformers, unit, speedup}: fp32 at batch 1 and
+    8, and candle_port in float16 (half the weight traffic) against transformers in float32."""
+    torch.set_num_threads(THREADS)
     path = build_model()
-    ours = candle_port.GPT2LMHeadModel.from_pretrained(path)
     theirs = GPT2LMHeadModel.from_pretrained(path).eval()
     new_tokens = 32 if quick else NEW_TOKENS
-    results = []
-    for batch in (1, 8):
-        ids = prompts(batch)
-        ours.generate(ids, max_new_tokens=4)  # warm-up
-        time_transformers(theirs, ids, 4)
-        candle = time_candle(ours, ids, new_tokens)
-        torch_seconds = time_transformers(theirs, ids, new_tokens)
-        result = {
-            "batch": batch,
-            "new_tokens": new_tokens,
-            "threads": threads,
-            # Counted from the steps taken, in case a row of the random model hits eos early.
-            "candle_port_tok_s": batch * len(candle["steps"]) / candle["seconds"],
-            "transformers_tok_s": batch * new_tokens / torch_seconds,
-        }
-        result["speedup"] = result["candle_port_tok_s"] / result["transformers_tok_s"]
-        if not quick:
-            result["candle_ms_per_step_at_16"] = window_ms(candle["steps"], 16)
-            result["candle_ms_per_step_at_128"] = window_ms(candle["steps"], 128)
-        results.append(result)
-        print(", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()), flush=True)
-    return results
+    ours = candle_port.GPT2LMHeadModel.from_pretrained(path)
+    rows = decode_rows(ours, theirs, 1, new_tokens, "") + decode_rows(ours, theirs, 8, new_tokens, "")
+    half = candle_port.GPT2LMHeadModel.from_pretrained(path, dtype="float16")
+    rows += decode_rows(half, theirs, 1, new_tokens, " (candle float16 vs torch float32)")
+    for r in rows:
+        print(r, flush=True)
+    return rows
 
 
 if __name__ == "__main__":
