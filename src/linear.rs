@@ -1,12 +1,19 @@
-//! A linear layer whose one-row products use every core.
+//! A linear layer that keeps its weight as a contiguous (in, out) matrix and whose one-row
+//! products use every core.
 //!
-//! candle's CPU matmul hands a product with a single row (a batch-1 decoding step) to gemm's gemv,
+//! Layout: candle computes `x Wᵀ` for an (out, in) weight through gemm, which then packs the
+//! whole weight into panels on every call, on one thread, before multiplying. For a few rows (a
+//! batch-1 encoder call) that packing took half of the time. A contiguous (in, out) weight is
+//! already in the layout gemm's kernel reads, so `load` transposes it once.
+//!
+//! Threads: candle's CPU matmul hands a product with a single row (a batch-1 decoding step) to gemm's gemv,
 //! which runs on one thread: decoding would leave the other cores idle while it streams the
 //! weights from memory. Splitting the output columns across rayon's threads streams them in
 //! parallel. candle has no such option, hence this file; with MKL or Accelerate, BLAS threads
 //! its own gemv and the plain product is used.
 
 use candle_core::{Result, Tensor, D};
+use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
 /// `y = x W + b` with `W` held as (in, out): GPT-2's `Conv1D` layout, or a transposed view of an
@@ -26,9 +33,17 @@ impl Linear {
         }
     }
 
-    /// From a weight stored (out, in), like `nn.Linear` (a transposed view, no copy).
+    /// From a weight stored (out, in), like `nn.Linear`, as a transposed view: no copy, for a
+    /// weight shared with an embedding.
     pub fn from_out_in(weight: &Tensor, bias: Option<Tensor>) -> Result<Self> {
         Ok(Self::from_in_out(weight.t()?, bias))
+    }
+
+    /// An `nn.Linear` with bias from a checkpoint: `weight` (out, in) and `bias` (out).
+    pub fn load(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get((out_dim, in_dim), "weight")?;
+        let bias = vb.get(out_dim, "bias")?;
+        Ok(Self::from_in_out(weight.t()?.contiguous()?, Some(bias)))
     }
 
     /// `xs` shaped (..., in) → (..., out).

@@ -8,13 +8,12 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::attention::flash_attn_varlen_unfused;
-use candle_nn::{
-    embedding, layer_norm, linear, Activation, Embedding, LayerNorm, Linear, VarBuilder,
-};
+use candle_nn::{embedding, layer_norm, Activation, Embedding, LayerNorm, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::activation::HiddenAct;
 use crate::error::{invalid_file, invalid_input, Result};
+use crate::linear::Linear;
 use crate::weights::{open_checkpoint, read_config};
 
 /// transformers' `RobertaConfig` (and `XLMRobertaConfig`), with the same defaults.
@@ -346,18 +345,19 @@ impl RobertaAttention {
     fn load(vb: VarBuilder, cfg: &RobertaConfig) -> candle_core::Result<Self> {
         let h = cfg.hidden_size;
         let attn = vb.pp("self");
-        let [q, k, v] = ["query", "key", "value"].map(|name| linear(h, h, attn.pp(name)));
-        let (q, k, v) = (q?, k?, v?);
-        let bias = |l: &Linear| {
-            l.bias()
-                .cloned()
-                .ok_or_else(|| candle_core::Error::Msg("missing bias".into()))
-        };
-        let weight = Tensor::cat(&[q.weight(), k.weight(), v.weight()], 0)?;
-        let bias = Tensor::cat(&[bias(&q)?, bias(&k)?, bias(&v)?], 0)?;
+        let qkv = ["query", "key", "value"].map(|name| attn.pp(name));
+        let weights = qkv
+            .iter()
+            .map(|vb| vb.get((h, h), "weight"))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let biases = qkv
+            .iter()
+            .map(|vb| vb.get(h, "bias"))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let weight = Tensor::cat(&weights, 0)?.t()?.contiguous()?;
         Ok(Self {
-            qkv: Linear::new(weight, Some(bias)),
-            output: linear(h, h, vb.pp("output.dense"))?,
+            qkv: Linear::from_in_out(weight, Some(Tensor::cat(&biases, 0)?)),
+            output: Linear::load(h, h, vb.pp("output.dense"))?,
             layer_norm: layer_norm(h, cfg.layer_norm_eps, vb.pp("output.LayerNorm"))?,
             num_heads: cfg.num_attention_heads,
             head_dim: h / cfg.num_attention_heads,
@@ -400,9 +400,9 @@ impl RobertaLayer {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
             attention: RobertaAttention::load(vb.pp("attention"), cfg)?,
-            intermediate: linear(h, i, vb.pp("intermediate.dense"))?,
+            intermediate: Linear::load(h, i, vb.pp("intermediate.dense"))?,
             activation: cfg.hidden_act.to_candle(),
-            output: linear(i, h, vb.pp("output.dense"))?,
+            output: Linear::load(i, h, vb.pp("output.dense"))?,
             layer_norm: layer_norm(h, cfg.layer_norm_eps, vb.pp("output.LayerNorm"))?,
         })
     }
@@ -456,7 +456,7 @@ impl RobertaModel {
             .map(|i| RobertaLayer::load(vb.pp(format!("encoder.layer.{i}")), cfg))
             .collect::<candle_core::Result<Vec<_>>>()?;
         let pooler = if with_pooler && vb.contains_tensor("pooler.dense.weight") {
-            Some(linear(
+            Some(Linear::load(
                 cfg.hidden_size,
                 cfg.hidden_size,
                 vb.pp("pooler.dense"),
@@ -533,8 +533,8 @@ impl RobertaForSequenceClassification {
         let h = cfg.hidden_size;
         Ok(Self {
             roberta: RobertaModel::load_base(base_model_vb(&vb), cfg, false)?,
-            dense: linear(h, h, vb.pp("classifier.dense"))?,
-            out_proj: linear(h, cfg.num_labels(), vb.pp("classifier.out_proj"))?,
+            dense: Linear::load(h, h, vb.pp("classifier.dense"))?,
+            out_proj: Linear::load(h, cfg.num_labels(), vb.pp("classifier.out_proj"))?,
         })
     }
 
@@ -584,9 +584,9 @@ impl RobertaForMaskedLM {
         };
         let decoder_bias = head.get(v, bias_name)?;
         Ok(Self {
-            dense: linear(h, h, head.pp("dense"))?,
+            dense: Linear::load(h, h, head.pp("dense"))?,
             layer_norm: layer_norm(h, cfg.layer_norm_eps, head.pp("layer_norm"))?,
-            decoder: Linear::new(decoder_weight, Some(decoder_bias)),
+            decoder: Linear::from_out_in(&decoder_weight, Some(decoder_bias))?,
             roberta,
         })
     }
@@ -621,7 +621,7 @@ impl RobertaForTokenClassification {
     pub fn load(vb: VarBuilder, cfg: &RobertaConfig) -> candle_core::Result<Self> {
         Ok(Self {
             roberta: RobertaModel::load_base(base_model_vb(&vb), cfg, false)?,
-            classifier: linear(cfg.hidden_size, cfg.num_labels(), vb.pp("classifier"))?,
+            classifier: Linear::load(cfg.hidden_size, cfg.num_labels(), vb.pp("classifier"))?,
         })
     }
 
