@@ -255,12 +255,10 @@ impl Generator {
         let device = self.model.base().device().clone();
         let ids = matrix(&self.pending_ids, &device)?;
         let positions = matrix(&self.pending_positions, &device)?;
-        let logits = self.model.next_token_logits(
-            &ids,
-            &positions,
-            &self.attention_mask,
-            &mut self.cache,
-        )?;
+        let (model, mask, cache) = (&self.model, &self.attention_mask, &mut self.cache);
+        // On a rayon worker: the step's row products then split onto threads that are already
+        // awake, instead of waking the pool from outside about fifty times a step.
+        let logits = rayon::scope(|_| model.next_token_logits(&ids, &positions, mask, cache))?;
         Ok(logits.to_vec2::<f32>()?)
     }
 

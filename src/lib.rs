@@ -6,6 +6,7 @@
 pub mod activation;
 pub mod device;
 pub mod error;
+mod gemv;
 pub mod generation;
 pub mod gpt2;
 pub mod hub;

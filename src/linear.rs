@@ -6,15 +6,14 @@
 //! batch-1 encoder call) that packing took half of the time. A contiguous (in, out) weight is
 //! already in the layout gemm's kernel reads, so `load` transposes it once.
 //!
-//! Threads: candle's CPU matmul hands a product with a single row (a batch-1 decoding step) to gemm's gemv,
-//! which runs on one thread: decoding would leave the other cores idle while it streams the
-//! weights from memory. Splitting the output columns across rayon's threads streams them in
-//! parallel. candle has no such option, hence this file; with MKL or Accelerate, BLAS threads
+//! One row (a batch-1 decoding step): gemm's gemv is single-threaded, so such products go to
+//! `gemv`, which splits the outputs across rayon's threads; with MKL or Accelerate, BLAS threads
 //! its own gemv and the plain product is used.
 
-use candle_core::{Result, Tensor, D};
+use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
-use rayon::prelude::*;
+
+use crate::gemv;
 
 /// `y = x W + b` with `W` held as (in, out): GPT-2's `Conv1D` layout, or a transposed view of an
 /// (out, in) `nn.Linear` weight.
@@ -52,10 +51,9 @@ impl Linear {
         let mut out_shape = xs.dims().to_vec();
         let rows = xs.elem_count() / in_dim;
         let xs = xs.reshape((rows, in_dim))?;
-        let ys = if rows == 1 && splits_across_threads(&xs) {
-            self.split_product(&xs, out_dim)?
-        } else {
-            xs.matmul(&self.weight_in_out)?
+        let ys = match self.threaded_row_product(&xs, in_dim, out_dim) {
+            Some(ys) => ys?,
+            None => xs.matmul(&self.weight_in_out)?,
         };
         let ys = match &self.bias {
             Some(bias) => ys.broadcast_add(bias)?,
@@ -65,27 +63,26 @@ impl Linear {
         ys.reshape(out_shape)
     }
 
-    /// One row times column blocks of the weight, one block per rayon thread.
-    fn split_product(&self, row: &Tensor, out_dim: usize) -> Result<Tensor> {
-        let block = out_dim.div_ceil(rayon::current_num_threads());
-        let parts = (0..out_dim)
-            .step_by(block)
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .map(|start| {
-                row.matmul(
-                    &self
-                        .weight_in_out
-                        .narrow(1, start, block.min(out_dim - start))?,
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Tensor::cat(&parts, D::Minus1)
+    /// A one-row product on the CPU through `gemv`, when the weight is a plain buffer.
+    fn threaded_row_product(
+        &self,
+        xs: &Tensor,
+        in_dim: usize,
+        out_dim: usize,
+    ) -> Option<Result<Tensor>> {
+        if xs.dims()[0] != 1
+            || !xs.device().is_cpu()
+            || cfg!(any(feature = "mkl", feature = "accelerate"))
+        {
+            return None;
+        }
+        let layout = if self.weight_in_out.is_contiguous() {
+            gemv::Layout::InOut
+        } else if self.weight_in_out.t().ok()?.is_contiguous() {
+            gemv::Layout::OutIn
+        } else {
+            return None;
+        };
+        gemv::row_times(xs, &self.weight_in_out, layout, in_dim, out_dim)
     }
-}
-
-fn splits_across_threads(xs: &Tensor) -> bool {
-    xs.device().is_cpu()
-        && !cfg!(any(feature = "mkl", feature = "accelerate"))
-        && rayon::current_num_threads() > 1
 }
