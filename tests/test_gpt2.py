@@ -255,3 +255,15 @@ def test_cli_streams_generated_ids(model, model_dirs):
         capture_output=True, text=True, check=True,
     )
     assert [int(t) for t in result.stdout.split()] == expected.tolist()
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float16", 1e-2), ("bfloat16", 5e-2)])
+def test_half_precision_single_token_logits_stay_close(reference, model_dirs, dtype, tolerance):
+    """One row of one token: the threaded row products, with weights widened from half
+    precision."""
+    ids = np.array([[42]])
+    ours = AutoModelForCausalLM.from_pretrained(model_dirs["save_pretrained"], dtype=dtype)(ids).logits
+    theirs = reference_logits(reference, ids, np.ones_like(ids))
+    assert ours.dtype == np.float32
+    scale = np.abs(theirs).max()
+    assert np.abs(ours - theirs).max() <= tolerance * scale
