@@ -2,13 +2,18 @@
 //! sharded `model.safetensors.index.json`, or `pytorch_model.bin` (torch's zip + pickle, read
 //! without torch and without running anything from the pickle).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use candle_core::pickle::{Object, Stack};
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
+use candle_core::safetensors::Load;
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{Init, VarBuilder};
+use memmap2::{Mmap, UncheckedAdvice};
+use safetensors::tensor::{Metadata, TensorView};
+use safetensors::SafeTensors;
 use serde::de::DeserializeOwned;
 
 use crate::error::{invalid_file, Error, Result};
@@ -127,11 +132,117 @@ fn open_safetensors(files: &[PathBuf], dtype: DType, device: &Device) -> Result<
         .map(|f| f.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    // SAFETY: the files are memory-mapped read-only; like every mmap user we rely on nobody
-    // truncating them while the model is alive.
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(files, dtype, device) }
+    let files = ReleasingSafetensors::open(files)
         .map_err(|e| Error::InvalidFile(format!("cannot read safetensors file {source}: {e}")))?;
+    let vb = VarBuilder::from_backend(Box::new(files), dtype, device.clone());
     Ok(Checkpoint { vb, source })
+}
+
+/// Memory-mapped safetensors files whose pages are handed back once a tensor is copied out.
+///
+/// candle copies every tensor out of the mapping; with its own reader the mapped pages stay
+/// resident as well until the files are closed, so loading peaked at about twice the weights.
+/// Dropping each tensor's pages right after the copy keeps the peak near one copy.
+struct ReleasingSafetensors {
+    files: Vec<MappedFile>,
+    file_of: HashMap<String, usize>,
+}
+
+struct MappedFile {
+    mmap: Mmap,
+    /// Where the tensor data starts: after the 8-byte length and the JSON header.
+    data_start: usize,
+    metadata: Metadata,
+}
+
+impl ReleasingSafetensors {
+    fn open(paths: &[PathBuf]) -> candle_core::Result<Self> {
+        let mut files = Vec::with_capacity(paths.len());
+        let mut file_of = HashMap::new();
+        for path in paths {
+            let file = std::fs::File::open(path).map_err(candle_core::Error::wrap)?;
+            // SAFETY: mapped read-only; like every mmap user we rely on nobody truncating the
+            // file while it is being read.
+            let mmap = unsafe { Mmap::map(&file) }.map_err(candle_core::Error::wrap)?;
+            let (header_len, metadata) =
+                SafeTensors::read_metadata(&mmap).map_err(candle_core::Error::wrap)?;
+            for name in metadata.tensors().into_keys() {
+                file_of.insert(name, files.len());
+            }
+            files.push(MappedFile {
+                mmap,
+                data_start: 8 + header_len,
+                metadata,
+            });
+        }
+        Ok(Self { files, file_of })
+    }
+
+    fn load(&self, name: &str, device: &Device) -> candle_core::Result<Tensor> {
+        let not_found = || candle_core::Error::CannotFindTensor {
+            path: name.to_string(),
+        };
+        let file = &self.files[*self.file_of.get(name).ok_or_else(not_found)?];
+        let info = file.metadata.info(name).ok_or_else(not_found)?;
+        let (start, end) = info.data_offsets;
+        let (start, end) = (file.data_start + start, file.data_start + end);
+        let bytes = file.mmap.get(start..end).ok_or_else(|| {
+            candle_core::Error::Msg(format!("tensor {name} lies beyond the end of the file"))
+        })?;
+        let view = TensorView::new(info.dtype, info.shape.clone(), bytes)
+            .map_err(candle_core::Error::wrap)?;
+        let tensor = view.load(device)?;
+        file.release(start, end);
+        Ok(tensor)
+    }
+}
+
+impl MappedFile {
+    /// Drops the mapped pages of a byte range from this process (they are re-read from the
+    /// file if touched again); failure only costs memory.
+    fn release(&self, start: usize, end: usize) {
+        let page = 4096;
+        let start = start - start % page;
+        // SAFETY: a read-only file mapping: dropped pages are read back from the file.
+        let _ = unsafe {
+            self.mmap
+                .unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start)
+        };
+    }
+}
+
+impl SimpleBackend for ReleasingSafetensors {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        _: Init,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let tensor = self.load(name, device)?.to_dtype(dtype)?;
+        if tensor.shape() != &shape {
+            Err(candle_core::Error::UnexpectedShape {
+                msg: format!("shape mismatch for {name}"),
+                expected: shape,
+                got: tensor.shape().clone(),
+            })?
+        }
+        Ok(tensor)
+    }
+
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        self.load(name, device)?.to_dtype(dtype)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.file_of.contains_key(name)
+    }
 }
 
 fn open_pytorch_bin(file: &Path, dtype: DType, device: &Device) -> Result<Checkpoint> {

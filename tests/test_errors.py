@@ -94,6 +94,13 @@ def test_corrupt_safetensors_header(mlm_dir):
         candle_port.RobertaForMaskedLM.from_pretrained(mlm_dir)
 
 
+def test_truncated_safetensors(mlm_dir):
+    path = mlm_dir / "model.safetensors"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match="model.safetensors"):
+        candle_port.RobertaForMaskedLM.from_pretrained(mlm_dir)
+
+
 def test_truncated_bin(bin_dir):
     path = bin_dir / "pytorch_model.bin"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
