@@ -1,6 +1,7 @@
 """candle_port vs transformers, side by side in one run.
 
     python benches/run.py [--quick] [--json results.json]
+    python benches/run.py --device cuda [--dtype float16]   (an accelerator: bench_device only)
 
 Builds random-weight checkpoints at real shapes with transformers (cached between runs in
 $CANDLE_PORT_BENCH_CACHE, default /tmp/candle_port_bench), runs both libraries with the same
@@ -34,22 +35,34 @@ def wheel_rows() -> list:
     return [dict(section="package", metric="native module size", candle_port=size, transformers=float("nan"), unit="MiB", speedup=float("nan"))]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, one model per family")
-    parser.add_argument("--json", type=Path, default=Path("bench_results.json"))
-    parser.add_argument("--only", nargs="*", choices=SUITES, help="run only these suites")
-    args = parser.parse_args()
-    rows = wheel_rows()
-    for suite in args.only or SUITES:
+def run_cpu_suites(rows: list, suites: list, quick: bool) -> None:
+    for suite in suites:
         try:
             module = importlib.import_module(suite)
         except ModuleNotFoundError as err:
             if err.name != suite:
                 raise
             continue
-        rows.extend(module.run(quick=args.quick))
+        rows.extend(module.run(quick=quick))
         print_table(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, one model per family")
+    parser.add_argument("--json", type=Path, default=Path("bench_results.json"))
+    parser.add_argument("--only", nargs="*", choices=SUITES, help="run only these suites")
+    parser.add_argument("--device", default="cpu", help="cuda / cuda:N: the accelerator suite instead")
+    parser.add_argument("--dtype", default="float16", help="dtype of the accelerator suite")
+    args = parser.parse_args()
+    rows = wheel_rows()
+    if args.device != "cpu":
+        import bench_device
+
+        rows.extend(bench_device.run(args.device, args.dtype, quick=args.quick))
+        print_table(rows)
+    else:
+        run_cpu_suites(rows, args.only or SUITES, args.quick)
     args.json.write_text(json.dumps(rows, indent=2))
     print(f"wrote {args.json}")
 
