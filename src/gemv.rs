@@ -167,30 +167,18 @@ impl Element for bf16 {
     }
 }
 
-#[cfg(not(all(
-    target_arch = "x86_64",
-    target_feature = "f16c",
-    target_feature = "fma"
-)))]
-impl Element for f16 {
-    #[inline]
-    fn widen(self) -> f32 {
-        self.to_f32()
-    }
-}
-
-/// half's scalar conversion does not vectorize; F16C converts eight at a time.
-#[cfg(all(
-    target_arch = "x86_64",
-    target_feature = "f16c",
-    target_feature = "fma"
-))]
+/// half's scalar conversion does not vectorize; with F16C the loops convert eight at a time.
 impl Element for f16 {
     #[inline]
     fn widen(self) -> f32 {
         self.to_f32()
     }
 
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "f16c",
+        target_feature = "fma"
+    ))]
     #[inline]
     fn add_rows(y: &mut [f32], xs: &[f32; ROWS], rows: [&[f16]; ROWS]) {
         use std::arch::x86_64::*;
@@ -217,6 +205,11 @@ impl Element for f16 {
         }
     }
 
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "f16c",
+        target_feature = "fma"
+    ))]
     #[inline]
     fn dot(row: &[f16], x: &[f32]) -> f32 {
         use std::arch::x86_64::*;
