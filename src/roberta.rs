@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::activation::HiddenAct;
 use crate::error::{invalid_file, invalid_input, Result};
 use crate::linear::Linear;
-use crate::weights::{open_checkpoint, read_config};
+use crate::weights::{open_checkpoint, read_config, MappedSafetensors, MappedTable};
 
 /// transformers' `RobertaConfig` (and `XLMRobertaConfig`), with the same defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -295,19 +295,54 @@ fn position_ids(ids: &[u32], pad_token_id: u32) -> Vec<u32> {
         .collect()
 }
 
+/// `word_embeddings`: the largest tensor (a fifth of roberta-base, two thirds of XLM-R), of
+/// which a batch reads a few rows. Left in a mapped safetensors file, only those rows' pages
+/// become resident.
+enum WordEmbeddings {
+    Loaded(Embedding),
+    Mapped(MappedTable),
+}
+
+impl WordEmbeddings {
+    /// From the base model's `vb`: mapped when `mapped` is given, else loaded.
+    fn load(
+        vb: &VarBuilder,
+        cfg: &RobertaConfig,
+        mapped: Option<&MappedSafetensors>,
+    ) -> candle_core::Result<Self> {
+        let shape = (cfg.vocab_size, cfg.hidden_size);
+        let vb = vb.pp("embeddings.word_embeddings");
+        Ok(match mapped {
+            Some(files) => Self::Mapped(files.table(&format!("{}.weight", vb.prefix()), shape)?),
+            None => Self::Loaded(embedding(shape.0, shape.1, vb)?),
+        })
+    }
+
+    fn forward(&self, ids: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Loaded(embedding) => embedding.forward(ids),
+            Self::Mapped(table) => table.rows(&ids.to_vec1::<u32>()?, dtype),
+        }
+    }
+}
+
 /// `RobertaEmbeddings`: word + position + token type embeddings, then LayerNorm.
 struct RobertaEmbeddings {
-    word_embeddings: Embedding,
+    word_embeddings: WordEmbeddings,
     position_embeddings: Embedding,
     token_type_embeddings: Embedding,
     layer_norm: LayerNorm,
 }
 
 impl RobertaEmbeddings {
-    fn load(vb: VarBuilder, cfg: &RobertaConfig) -> candle_core::Result<Self> {
+    fn load(
+        vb: VarBuilder,
+        cfg: &RobertaConfig,
+        word_embeddings: WordEmbeddings,
+    ) -> candle_core::Result<Self> {
         let h = cfg.hidden_size;
         Ok(Self {
-            word_embeddings: embedding(cfg.vocab_size, h, vb.pp("word_embeddings"))?,
+            word_embeddings,
             position_embeddings: embedding(
                 cfg.max_position_embeddings,
                 h,
@@ -324,9 +359,12 @@ impl RobertaEmbeddings {
 
     /// (total, hidden) embeddings of the packed tokens.
     fn forward(&self, batch: &PackedBatch) -> candle_core::Result<Tensor> {
-        let embeddings = (self.word_embeddings.forward(&batch.ids)?
-            + self.position_embeddings.forward(&batch.positions)?)?
-        .add(&self.token_type_embeddings.forward(&batch.token_types)?)?;
+        let positions = self.position_embeddings.forward(&batch.positions)?;
+        let words = self
+            .word_embeddings
+            .forward(&batch.ids, positions.dtype())?;
+        let token_types = self.token_type_embeddings.forward(&batch.token_types)?;
+        let embeddings = ((words + positions)? + token_types)?;
         self.layer_norm.forward(&embeddings)
     }
 }
@@ -451,6 +489,7 @@ impl RobertaModel {
         vb: VarBuilder,
         cfg: &RobertaConfig,
         with_pooler: bool,
+        word_embeddings: WordEmbeddings,
     ) -> candle_core::Result<Self> {
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| RobertaLayer::load(vb.pp(format!("encoder.layer.{i}")), cfg))
@@ -465,15 +504,33 @@ impl RobertaModel {
             None
         };
         Ok(Self {
-            embeddings: RobertaEmbeddings::load(vb.pp("embeddings"), cfg)?,
+            embeddings: RobertaEmbeddings::load(vb.pp("embeddings"), cfg, word_embeddings)?,
             layers,
             pooler,
             config: cfg.clone(),
         })
     }
 
-    pub fn load(vb: VarBuilder, cfg: &RobertaConfig) -> candle_core::Result<Self> {
-        Self::load_base(base_model_vb(&vb), cfg, true)
+    /// `mapped`: the checkpoint's mapped safetensors files, to read the word embeddings from
+    /// them row by row instead of loading them (CPU only); `None` loads every tensor.
+    pub fn load(
+        vb: VarBuilder,
+        cfg: &RobertaConfig,
+        mapped: Option<&MappedSafetensors>,
+    ) -> candle_core::Result<Self> {
+        Self::load_from_checkpoint(&vb, cfg, true, mapped)
+    }
+
+    /// The base model of a base or task checkpoint, its word embeddings mapped if `mapped`.
+    fn load_from_checkpoint(
+        vb: &VarBuilder,
+        cfg: &RobertaConfig,
+        with_pooler: bool,
+        mapped: Option<&MappedSafetensors>,
+    ) -> candle_core::Result<Self> {
+        let vb = base_model_vb(vb);
+        let word_embeddings = WordEmbeddings::load(&vb, cfg, mapped)?;
+        Self::load_base(vb, cfg, with_pooler, word_embeddings)
     }
 
     pub fn config(&self) -> &RobertaConfig {
@@ -529,10 +586,15 @@ pub struct RobertaForSequenceClassification {
 }
 
 impl RobertaForSequenceClassification {
-    pub fn load(vb: VarBuilder, cfg: &RobertaConfig) -> candle_core::Result<Self> {
+    /// `mapped`: as for `RobertaModel::load`.
+    pub fn load(
+        vb: VarBuilder,
+        cfg: &RobertaConfig,
+        mapped: Option<&MappedSafetensors>,
+    ) -> candle_core::Result<Self> {
         let h = cfg.hidden_size;
         Ok(Self {
-            roberta: RobertaModel::load_base(base_model_vb(&vb), cfg, false)?,
+            roberta: RobertaModel::load_from_checkpoint(&vb, cfg, false, mapped)?,
             dense: Linear::load(h, h, vb.pp("classifier.dense"))?,
             out_proj: Linear::load(h, cfg.num_labels(), vb.pp("classifier.out_proj"))?,
         })
@@ -567,15 +629,19 @@ pub struct RobertaForMaskedLM {
 }
 
 impl RobertaForMaskedLM {
+    /// Loads every tensor: the decoder reads all rows of the (tied) word embeddings.
     pub fn load(vb: VarBuilder, cfg: &RobertaConfig) -> candle_core::Result<Self> {
         let (h, v) = (cfg.hidden_size, cfg.vocab_size);
-        let roberta = RobertaModel::load_base(base_model_vb(&vb), cfg, false)?;
+        let base_vb = base_model_vb(&vb);
+        let word_embeddings = embedding(v, h, base_vb.pp("embeddings.word_embeddings"))?;
         let head = vb.pp("lm_head");
         let decoder_weight = if head.contains_tensor("decoder.weight") {
             head.get((v, h), "decoder.weight")?
         } else {
-            roberta.embeddings.word_embeddings.embeddings().clone()
+            word_embeddings.embeddings().clone()
         };
+        let word_embeddings = WordEmbeddings::Loaded(word_embeddings);
+        let roberta = RobertaModel::load_base(base_vb, cfg, false, word_embeddings)?;
         // transformers ties `lm_head.decoder.bias` to `lm_head.bias`; files may hold either.
         let bias_name = if head.contains_tensor("bias") {
             "bias"
@@ -618,9 +684,14 @@ pub struct RobertaForTokenClassification {
 }
 
 impl RobertaForTokenClassification {
-    pub fn load(vb: VarBuilder, cfg: &RobertaConfig) -> candle_core::Result<Self> {
+    /// `mapped`: as for `RobertaModel::load`.
+    pub fn load(
+        vb: VarBuilder,
+        cfg: &RobertaConfig,
+        mapped: Option<&MappedSafetensors>,
+    ) -> candle_core::Result<Self> {
         Ok(Self {
-            roberta: RobertaModel::load_base(base_model_vb(&vb), cfg, false)?,
+            roberta: RobertaModel::load_from_checkpoint(&vb, cfg, false, mapped)?,
             classifier: Linear::load(cfg.hidden_size, cfg.num_labels(), vb.pp("classifier"))?,
         })
     }
@@ -649,16 +720,18 @@ pub type XLMRobertaForSequenceClassification = RobertaForSequenceClassification;
 pub type XLMRobertaForMaskedLM = RobertaForMaskedLM;
 pub type XLMRobertaForTokenClassification = RobertaForTokenClassification;
 
-/// Loads a head from a model directory: config, weights, and errors that name the file.
+/// Loads a head from a model directory: config, weights, and errors that name the file. On the
+/// CPU, `load` is given the mapped safetensors files (see `RobertaModel::load`).
 pub fn from_dir<M>(
     dir: &Path,
     dtype: DType,
     device: &Device,
-    load: impl FnOnce(VarBuilder, &RobertaConfig) -> candle_core::Result<M>,
+    load: impl FnOnce(VarBuilder, &RobertaConfig, Option<&MappedSafetensors>) -> candle_core::Result<M>,
 ) -> Result<M> {
     let config = RobertaConfig::from_dir(dir)?;
     let checkpoint = open_checkpoint(dir, dtype, device)?;
-    load(checkpoint.vb.clone(), &config).map_err(|e| checkpoint.load_error(e))
+    let mapped = checkpoint.mapped.as_ref().filter(|_| device.is_cpu());
+    load(checkpoint.vb.clone(), &config, mapped).map_err(|e| checkpoint.load_error(e))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::pickle::{Object, Stack};
 use candle_core::safetensors::Load;
@@ -22,6 +23,8 @@ use crate::error::{invalid_file, Error, Result};
 pub struct Checkpoint {
     pub vb: VarBuilder<'static>,
     pub source: String,
+    /// The memory-mapped files, when the weights are safetensors.
+    pub mapped: Option<MappedSafetensors>,
 }
 
 impl Checkpoint {
@@ -132,20 +135,26 @@ fn open_safetensors(files: &[PathBuf], dtype: DType, device: &Device) -> Result<
         .map(|f| f.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    let files = ReleasingSafetensors::open(files)
+    let files = MappedSafetensors::open(files)
         .map_err(|e| Error::InvalidFile(format!("cannot read safetensors file {source}: {e}")))?;
-    let vb = VarBuilder::from_backend(Box::new(files), dtype, device.clone());
-    Ok(Checkpoint { vb, source })
+    let vb = VarBuilder::from_backend(Box::new(files.clone()), dtype, device.clone());
+    Ok(Checkpoint {
+        vb,
+        source,
+        mapped: Some(files),
+    })
 }
 
-/// Memory-mapped safetensors files whose pages are handed back once a tensor is copied out.
+/// Memory-mapped safetensors files whose pages are handed back once a tensor is copied out;
+/// a large table can instead stay in the mapping and be read a row at a time (`table`).
 ///
 /// candle copies every tensor out of the mapping; with its own reader the mapped pages stay
 /// resident as well until the files are closed, so loading peaked at about twice the weights.
 /// Dropping each tensor's pages right after the copy keeps the peak near one copy.
-struct ReleasingSafetensors {
-    files: Vec<MappedFile>,
-    file_of: HashMap<String, usize>,
+#[derive(Clone)]
+pub struct MappedSafetensors {
+    files: Vec<Arc<MappedFile>>,
+    file_of: Arc<HashMap<String, usize>>,
 }
 
 struct MappedFile {
@@ -155,7 +164,7 @@ struct MappedFile {
     metadata: Metadata,
 }
 
-impl ReleasingSafetensors {
+impl MappedSafetensors {
     fn open(paths: &[PathBuf]) -> candle_core::Result<Self> {
         let mut files = Vec::with_capacity(paths.len());
         let mut file_of = HashMap::new();
@@ -169,35 +178,104 @@ impl ReleasingSafetensors {
             for name in metadata.tensors().into_keys() {
                 file_of.insert(name, files.len());
             }
-            files.push(MappedFile {
+            files.push(Arc::new(MappedFile {
                 mmap,
                 data_start: 8 + header_len,
                 metadata,
-            });
+            }));
         }
-        Ok(Self { files, file_of })
+        Ok(Self {
+            files,
+            file_of: Arc::new(file_of),
+        })
     }
 
     fn load(&self, name: &str, device: &Device) -> candle_core::Result<Tensor> {
+        let (file, view) = self.view(name)?;
+        let tensor = view.load(device)?;
+        let (start, end) = file.byte_range(name)?;
+        file.release(start, end);
+        Ok(tensor)
+    }
+
+    /// The tensor `name`, which must be shaped (rows, columns), left in the mapping to be read
+    /// row by row.
+    pub fn table(&self, name: &str, shape: (usize, usize)) -> candle_core::Result<MappedTable> {
+        let (file, view) = self.view(name)?;
+        if view.shape() != [shape.0, shape.1] {
+            Err(candle_core::Error::UnexpectedShape {
+                msg: format!("shape mismatch for {name}"),
+                expected: shape.into(),
+                got: view.shape().into(),
+            })?
+        }
+        Ok(MappedTable {
+            start: file.byte_range(name)?.0,
+            file: Arc::clone(file),
+            shape,
+            dtype: view.dtype().try_into()?,
+        })
+    }
+
+    fn view(&self, name: &str) -> candle_core::Result<(&Arc<MappedFile>, TensorView<'_>)> {
         let not_found = || candle_core::Error::CannotFindTensor {
             path: name.to_string(),
         };
         let file = &self.files[*self.file_of.get(name).ok_or_else(not_found)?];
         let info = file.metadata.info(name).ok_or_else(not_found)?;
-        let (start, end) = info.data_offsets;
-        let (start, end) = (file.data_start + start, file.data_start + end);
+        let (start, end) = file.byte_range(name)?;
         let bytes = file.mmap.get(start..end).ok_or_else(|| {
             candle_core::Error::Msg(format!("tensor {name} lies beyond the end of the file"))
         })?;
         let view = TensorView::new(info.dtype, info.shape.clone(), bytes)
             .map_err(candle_core::Error::wrap)?;
-        let tensor = view.load(device)?;
-        file.release(start, end);
-        Ok(tensor)
+        Ok((file, view))
+    }
+}
+
+/// A 2-D tensor left in a mapped safetensors file: only the pages of the rows read become
+/// resident, as with torch's memory-mapped embeddings.
+pub struct MappedTable {
+    file: Arc<MappedFile>,
+    /// Byte offset of row 0 in the mapping.
+    start: usize,
+    shape: (usize, usize),
+    dtype: DType,
+}
+
+impl MappedTable {
+    /// The rows `ids` as an (ids.len(), columns) CPU tensor of `dtype`.
+    pub fn rows(&self, ids: &[u32], dtype: DType) -> candle_core::Result<Tensor> {
+        let (rows, columns) = self.shape;
+        let row_bytes = columns * self.dtype.size_in_bytes();
+        let mut bytes = Vec::with_capacity(ids.len() * row_bytes);
+        for &id in ids {
+            let id = id as usize;
+            if id >= rows {
+                candle_core::bail!("index {id} is out of range for a table of {rows} rows")
+            }
+            let row = self.start + id * row_bytes;
+            // In range: `table` checked that all rows lie inside the mapping.
+            bytes.extend_from_slice(&self.file.mmap[row..row + row_bytes]);
+        }
+        Tensor::from_raw_buffer(&bytes, self.dtype, &[ids.len(), columns], &Device::Cpu)?
+            .to_dtype(dtype)
     }
 }
 
 impl MappedFile {
+    /// Where the tensor `name` lies in the mapping, in bytes.
+    fn byte_range(&self, name: &str) -> candle_core::Result<(usize, usize)> {
+        let info =
+            self.metadata
+                .info(name)
+                .ok_or_else(|| candle_core::Error::CannotFindTensor {
+                    path: name.to_string(),
+                })?;
+        let (start, end) = info.data_offsets;
+        Ok((self.data_start + start, self.data_start + end))
+    }
+
     /// Drops the mapped pages of a byte range from this process (they are re-read from the
     /// file if touched again); failure only costs memory.
     fn release(&self, start: usize, end: usize) {
@@ -211,7 +289,7 @@ impl MappedFile {
     }
 }
 
-impl SimpleBackend for ReleasingSafetensors {
+impl SimpleBackend for MappedSafetensors {
     fn get(
         &self,
         shape: Shape,
@@ -250,7 +328,11 @@ fn open_pytorch_bin(file: &Path, dtype: DType, device: &Device) -> Result<Checkp
     check_pickle_is_plain_state_dict(file)?;
     let vb = VarBuilder::from_pth(file, dtype, device)
         .map_err(|e| Error::InvalidFile(format!("cannot read {source}: {e}")))?;
-    Ok(Checkpoint { vb, source })
+    Ok(Checkpoint {
+        vb,
+        source,
+        mapped: None,
+    })
 }
 
 /// The globals a state dict saved by `torch.save` may reference: the same set that torch's

@@ -126,6 +126,41 @@ def test_misshaped_tensor_names_tensor_and_file(mlm_dir):
         candle_port.RobertaForMaskedLM.from_pretrained(mlm_dir)
 
 
+# The word embeddings of base and task checkpoints are read from the mapped file row by row
+# (only masked-LM loads them whole); their errors must be as clear as the loaded tensors'.
+WORD_EMBEDDINGS = "roberta.embeddings.word_embeddings.weight"
+
+
+@pytest.fixture
+def classifier_dir(roberta_checkpoint, tmp_path):
+    directory, _ = roberta_checkpoint("roberta", "sequence-classification", "h60-5heads", "safetensors")
+    return shutil.copytree(directory, tmp_path / "model")
+
+
+def test_mapped_word_embeddings_missing_or_misshaped(classifier_dir):
+    path = classifier_dir / "model.safetensors"
+    tensors = load_file(path)
+    table = tensors.pop(WORD_EMBEDDINGS)
+    save_file(tensors, path)
+    with pytest.raises(KeyError, match=r"word_embeddings\.weight.*model\.safetensors"):
+        candle_port.RobertaForSequenceClassification.from_pretrained(classifier_dir)
+    tensors[WORD_EMBEDDINGS] = table[:, :-1].contiguous()
+    save_file(tensors, path)
+    with pytest.raises(ValueError, match=r"word_embeddings\.weight.*model\.safetensors"):
+        candle_port.RobertaForSequenceClassification.from_pretrained(classifier_dir)
+
+
+def test_mapped_word_embeddings_cut_short(classifier_dir):
+    """A file that ends one byte before the last row of the table."""
+    path = classifier_dir / "model.safetensors"
+    data = path.read_bytes()
+    header_len = int.from_bytes(data[:8], "little")
+    _, end = json.loads(data[8 : 8 + header_len])[WORD_EMBEDDINGS]["data_offsets"]
+    path.write_bytes(data[: 8 + header_len + end - 1])
+    with pytest.raises(ValueError, match="model.safetensors"):
+        candle_port.AutoModel.from_pretrained(classifier_dir)
+
+
 class _RunsACommand:
     """Pickles to a call of os.system, like a booby-trapped checkpoint."""
 

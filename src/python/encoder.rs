@@ -38,7 +38,9 @@ impl Head {
                 device,
                 RobertaForSequenceClassification::load,
             )?),
-            "masked-lm" => Self::MaskedLM(from_dir(path, dtype, device, RobertaForMaskedLM::load)?),
+            "masked-lm" => Self::MaskedLM(from_dir(path, dtype, device, |vb, cfg, _| {
+                RobertaForMaskedLM::load(vb, cfg)
+            })?),
             "token-classification" => Self::TokenClassification(from_dir(
                 path,
                 dtype,
