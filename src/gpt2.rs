@@ -122,7 +122,7 @@ impl GPT2Config {
 fn conv1d(in_dim: usize, out_dim: usize, vb: VarBuilder) -> candle_core::Result<Linear> {
     let weight = vb.get((in_dim, out_dim), "weight")?;
     let bias = vb.get(out_dim, "bias")?;
-    Ok(Linear::from_in_out(weight, Some(bias)))
+    Linear::from_in_out(&weight, Some(bias))
 }
 
 /// `GPT2Attention` (self-attention only).
@@ -399,7 +399,7 @@ impl GPT2LMHeadModel {
         };
         Ok(Self {
             transformer,
-            lm_head: Linear::from_out_in(&weight, None)?,
+            lm_head: Linear::tied(&weight, None)?,
         })
     }
 

@@ -11,6 +11,7 @@ pub mod generation;
 pub mod gpt2;
 pub mod hub;
 pub mod linear;
+mod packed;
 pub mod roberta;
 pub mod tokenizer;
 pub mod weights;

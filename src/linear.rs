@@ -1,59 +1,102 @@
-//! A linear layer that keeps its weight as a contiguous (in, out) matrix and whose one-row
-//! products use every core.
+//! A linear layer whose weight is laid out once, at load, for the products it will compute.
 //!
-//! Layout: candle computes `x Wᵀ` for an (out, in) weight through gemm, which then packs the
-//! whole weight into panels on every call, on one thread, before multiplying. For a few rows (a
-//! batch-1 encoder call) that packing took half of the time. A contiguous (in, out) weight is
-//! already in the layout gemm's kernel reads, so `load` transposes it once.
-//!
-//! One row (a batch-1 decoding step): gemm's gemv is single-threaded, so such products go to
-//! `gemv`, which splits the outputs across rayon's threads; with MKL or Accelerate, BLAS threads
-//! its own gemv and the plain product is used.
+//! - f32 weights on the CPU are packed into column panels for `packed::matmul`. candle computes
+//!   `x Wᵀ` through gemm, which repacks the whole weight on every call, on one thread; and even
+//!   from a contiguous (in, out) weight gemm's kernel reaches only a third of the machine at a
+//!   few rows (a batch-1 encoder call, a batch of decoding steps), where the packed kernel
+//!   streams the weight once across the threads.
+//! - Otherwise (half precision, GPUs, BLAS builds) the weight is held as a contiguous (in, out)
+//!   matrix, the layout gemm's kernel reads without packing.
+//! - A weight shared with an embedding (GPT-2's `lm_head`, the masked-LM decoder) stays a
+//!   transposed view of it. One row times a plain weight (a batch-1 decoding step) goes to
+//!   `gemv`, which splits the outputs across rayon's threads where gemm's gemv uses one; with MKL
+//!   or Accelerate, BLAS threads its own gemv and the plain product is used.
 
-use candle_core::{Result, Tensor};
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Result, Storage, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::gemv;
+use crate::packed::{self, PackedWeight};
 
-/// `y = x W + b` with `W` held as (in, out): GPT-2's `Conv1D` layout, or a transposed view of an
-/// (out, in) `nn.Linear` weight.
-#[derive(Clone, Debug)]
+/// `y = x W + b`.
+#[derive(Clone)]
 pub struct Linear {
-    weight_in_out: Tensor,
+    weight: Weight,
     bias: Option<Tensor>,
 }
 
+#[derive(Clone)]
+enum Weight {
+    /// (in, out): GPT-2's `Conv1D` layout, or a transposed view of an (out, in) weight.
+    InOut(Tensor),
+    /// Column panels for `packed::matmul` (f32, CPU).
+    Packed(Arc<PackedWeight>),
+}
+
 impl Linear {
-    /// From a weight stored (in, out), like transformers' `Conv1D`.
-    pub fn from_in_out(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self {
-            weight_in_out: weight,
-            bias,
-        }
+    /// From a weight stored (in, out), like transformers' `Conv1D`: packed on the CPU in f32
+    /// (without BLAS), else kept as it is.
+    pub fn from_in_out(weight: &Tensor, bias: Option<Tensor>) -> Result<Self> {
+        let (in_dim, out_dim) = weight.dims2()?;
+        let weight = if packable(weight) {
+            let values = weight.flatten_all()?.to_vec1::<f32>()?;
+            Weight::Packed(Arc::new(PackedWeight::from_in_out(
+                &values, in_dim, out_dim,
+            )))
+        } else {
+            Weight::InOut(weight.clone())
+        };
+        Ok(Self { weight, bias })
     }
 
-    /// From a weight stored (out, in), like `nn.Linear`, as a transposed view: no copy, for a
-    /// weight shared with an embedding.
+    /// From a weight stored (out, in), like `nn.Linear`: packed on the CPU in f32 (without
+    /// BLAS), else transposed once to a contiguous (in, out) matrix.
     pub fn from_out_in(weight: &Tensor, bias: Option<Tensor>) -> Result<Self> {
-        Ok(Self::from_in_out(weight.t()?, bias))
+        let (out_dim, in_dim) = weight.dims2()?;
+        let weight = if packable(weight) {
+            let values = weight.flatten_all()?.to_vec1::<f32>()?;
+            Weight::Packed(Arc::new(PackedWeight::from_out_in(
+                &values, in_dim, out_dim,
+            )))
+        } else {
+            Weight::InOut(weight.t()?.contiguous()?)
+        };
+        Ok(Self { weight, bias })
+    }
+
+    /// From a weight stored (out, in) and shared with an embedding, as a transposed view: no
+    /// copy.
+    pub fn tied(weight: &Tensor, bias: Option<Tensor>) -> Result<Self> {
+        Ok(Self {
+            weight: Weight::InOut(weight.t()?),
+            bias,
+        })
     }
 
     /// An `nn.Linear` with bias from a checkpoint: `weight` (out, in) and `bias` (out).
     pub fn load(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Self> {
         let weight = vb.get((out_dim, in_dim), "weight")?;
         let bias = vb.get(out_dim, "bias")?;
-        Ok(Self::from_in_out(weight.t()?.contiguous()?, Some(bias)))
+        Self::from_out_in(&weight, Some(bias))
     }
 
     /// `xs` shaped (..., in) → (..., out).
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let (in_dim, out_dim) = self.weight_in_out.dims2()?;
+        let (in_dim, out_dim) = match &self.weight {
+            Weight::InOut(weight) => weight.dims2()?,
+            Weight::Packed(weight) => (weight.in_dim(), weight.out_dim()),
+        };
         let mut out_shape = xs.dims().to_vec();
         let rows = xs.elem_count() / in_dim;
         let xs = xs.reshape((rows, in_dim))?;
-        let ys = match self.threaded_row_product(&xs, in_dim, out_dim) {
-            Some(ys) => ys?,
-            None => xs.matmul(&self.weight_in_out)?,
+        let ys = match &self.weight {
+            Weight::Packed(weight) => packed_product(&xs, weight)?,
+            Weight::InOut(weight) => match threaded_row_product(&xs, weight, in_dim, out_dim) {
+                Some(ys) => ys?,
+                None => xs.matmul(weight)?,
+            },
         };
         let ys = match &self.bias {
             Some(bias) => ys.broadcast_add(bias)?,
@@ -62,27 +105,48 @@ impl Linear {
         *out_shape.last_mut().expect("reshape checked the rank") = out_dim;
         ys.reshape(out_shape)
     }
+}
 
-    /// A one-row product on the CPU through `gemv`, when the weight is a plain buffer.
-    fn threaded_row_product(
-        &self,
-        xs: &Tensor,
-        in_dim: usize,
-        out_dim: usize,
-    ) -> Option<Result<Tensor>> {
-        if xs.dims()[0] != 1
-            || !xs.device().is_cpu()
-            || cfg!(any(feature = "mkl", feature = "accelerate"))
-        {
-            return None;
-        }
-        let layout = if self.weight_in_out.is_contiguous() {
-            gemv::Layout::InOut
-        } else if self.weight_in_out.t().ok()?.is_contiguous() {
-            gemv::Layout::OutIn
-        } else {
-            return None;
-        };
-        gemv::row_times(xs, &self.weight_in_out, layout, in_dim, out_dim)
+/// Whether `packed::matmul` can multiply by `weight`; with BLAS, its own sgemm is used.
+fn packable(weight: &Tensor) -> bool {
+    weight.device().is_cpu()
+        && weight.dtype() == DType::F32
+        && !cfg!(any(feature = "mkl", feature = "accelerate"))
+}
+
+/// `xs` (rows, in) times a packed weight.
+fn packed_product(xs: &Tensor, weight: &PackedWeight) -> Result<Tensor> {
+    let rows = xs.dim(0)?;
+    let xs = xs.contiguous()?;
+    let (storage, layout) = xs.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        candle_core::bail!("a packed weight multiplies CPU tensors only")
+    };
+    let a = &cpu.as_slice::<f32>()?[layout.start_offset()..][..xs.elem_count()];
+    let mut ys = vec![0f32; rows * weight.out_dim()];
+    packed::matmul(a, rows, weight, &mut ys);
+    Tensor::from_vec(ys, (rows, weight.out_dim()), &Device::Cpu)
+}
+
+/// A one-row product on the CPU through `gemv`, when the weight is a plain buffer.
+fn threaded_row_product(
+    xs: &Tensor,
+    weight: &Tensor,
+    in_dim: usize,
+    out_dim: usize,
+) -> Option<Result<Tensor>> {
+    if xs.dims()[0] != 1
+        || !xs.device().is_cpu()
+        || cfg!(any(feature = "mkl", feature = "accelerate"))
+    {
+        return None;
     }
+    let layout = if weight.is_contiguous() {
+        gemv::Layout::InOut
+    } else if weight.t().ok()?.is_contiguous() {
+        gemv::Layout::OutIn
+    } else {
+        return None;
+    };
+    gemv::row_times(xs, weight, layout, in_dim, out_dim)
 }

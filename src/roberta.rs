@@ -392,9 +392,9 @@ impl RobertaAttention {
             .iter()
             .map(|vb| vb.get(h, "bias"))
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let weight = Tensor::cat(&weights, 0)?.t()?.contiguous()?;
+        let weight = Tensor::cat(&weights, 0)?;
         Ok(Self {
-            qkv: Linear::from_in_out(weight, Some(Tensor::cat(&biases, 0)?)),
+            qkv: Linear::from_out_in(&weight, Some(Tensor::cat(&biases, 0)?))?,
             output: Linear::load(h, h, vb.pp("output.dense"))?,
             layer_norm: layer_norm(h, cfg.layer_norm_eps, vb.pp("output.LayerNorm"))?,
             num_heads: cfg.num_attention_heads,
@@ -652,7 +652,7 @@ impl RobertaForMaskedLM {
         Ok(Self {
             dense: Linear::load(h, h, head.pp("dense"))?,
             layer_norm: layer_norm(h, cfg.layer_norm_eps, head.pp("layer_norm"))?,
-            decoder: Linear::from_out_in(&decoder_weight, Some(decoder_bias))?,
+            decoder: Linear::tied(&decoder_weight, Some(decoder_bias))?,
             roberta,
         })
     }
