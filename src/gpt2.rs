@@ -9,7 +9,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::kv_cache::KvCache;
-use candle_nn::{embedding, layer_norm, Activation, Embedding, LayerNorm, VarBuilder};
+use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::activation::HiddenAct;
@@ -184,8 +184,8 @@ impl Attention {
 
 /// `GPT2MLP`.
 struct Mlp {
+    /// `c_fc`, then `act`.
     c_fc: Linear,
-    act: Activation,
     c_proj: Linear,
 }
 
@@ -193,15 +193,13 @@ impl Mlp {
     fn load(vb: VarBuilder, cfg: &GPT2Config) -> candle_core::Result<Self> {
         let (e, i) = (cfg.n_embd, cfg.inner_dim());
         Ok(Self {
-            c_fc: conv1d(e, i, vb.pp("c_fc"))?,
-            act: cfg.activation_function.to_candle(),
+            c_fc: conv1d(e, i, vb.pp("c_fc"))?.with_activation(cfg.activation_function),
             c_proj: conv1d(i, e, vb.pp("c_proj"))?,
         })
     }
 
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        self.c_proj
-            .forward(&self.act.forward(&self.c_fc.forward(xs)?)?)
+        self.c_proj.forward(&self.c_fc.forward(xs)?)
     }
 }
 

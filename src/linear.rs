@@ -14,17 +14,20 @@
 
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Result, Storage, Tensor};
+use candle_core::{DType, Device, Module, Result, Storage, Tensor};
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 
+use crate::activation::HiddenAct;
 use crate::gemv;
 use crate::packed::{self, PackedWeight};
 
-/// `y = x W + b`.
+/// `y = act(x W + b)`, the activation optional.
 #[derive(Clone)]
 pub struct Linear {
     weight: Weight,
     bias: Option<Tensor>,
+    activation: Option<HiddenAct>,
 }
 
 #[derive(Clone)]
@@ -48,7 +51,11 @@ impl Linear {
         } else {
             Weight::InOut(weight.clone())
         };
-        Ok(Self { weight, bias })
+        Ok(Self {
+            weight,
+            bias,
+            activation: None,
+        })
     }
 
     /// From a weight stored (out, in), like `nn.Linear`: packed on the CPU in f32 (without
@@ -63,7 +70,11 @@ impl Linear {
         } else {
             Weight::InOut(weight.t()?.contiguous()?)
         };
-        Ok(Self { weight, bias })
+        Ok(Self {
+            weight,
+            bias,
+            activation: None,
+        })
     }
 
     /// From a weight stored (out, in) and shared with an embedding, as a transposed view: no
@@ -72,6 +83,7 @@ impl Linear {
         Ok(Self {
             weight: Weight::InOut(weight.t()?),
             bias,
+            activation: None,
         })
     }
 
@@ -80,6 +92,15 @@ impl Linear {
         let weight = vb.get((out_dim, in_dim), "weight")?;
         let bias = vb.get(out_dim, "bias")?;
         Self::from_out_in(&weight, Some(bias))
+    }
+
+    /// Followed by `activation` (transformers' `Intermediate` and `MLP` layers). After a packed
+    /// product, the bias and the GELUs are applied in place, in one pass.
+    pub fn with_activation(self, activation: HiddenAct) -> Self {
+        Self {
+            activation: Some(activation),
+            ..self
+        }
     }
 
     /// `xs` shaped (..., in) → (..., out).
@@ -92,15 +113,21 @@ impl Linear {
         let rows = xs.elem_count() / in_dim;
         let xs = xs.reshape((rows, in_dim))?;
         let ys = match &self.weight {
-            Weight::Packed(weight) => packed_product(&xs, weight)?,
-            Weight::InOut(weight) => match threaded_row_product(&xs, weight, in_dim, out_dim) {
-                Some(ys) => ys?,
-                None => xs.matmul(weight)?,
-            },
-        };
-        let ys = match &self.bias {
-            Some(bias) => ys.broadcast_add(bias)?,
-            None => ys,
+            Weight::Packed(weight) => self.packed_product(&xs, weight)?,
+            Weight::InOut(weight) => {
+                let ys = match threaded_row_product(&xs, weight, in_dim, out_dim) {
+                    Some(ys) => ys?,
+                    None => xs.matmul(weight)?,
+                };
+                let ys = match &self.bias {
+                    Some(bias) => ys.broadcast_add(bias)?,
+                    None => ys,
+                };
+                match self.activation {
+                    Some(activation) => activation.to_candle().forward(&ys)?,
+                    None => ys,
+                }
+            }
         };
         *out_shape.last_mut().expect("reshape checked the rank") = out_dim;
         ys.reshape(out_shape)
@@ -114,19 +141,42 @@ fn packable(weight: &Tensor) -> bool {
         && !cfg!(any(feature = "mkl", feature = "accelerate"))
 }
 
-/// `xs` (rows, in) times a packed weight.
-fn packed_product(xs: &Tensor, weight: &PackedWeight) -> Result<Tensor> {
-    let rows = xs.dim(0)?;
-    let xs = xs.contiguous()?;
-    let (storage, layout) = xs.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        candle_core::bail!("a packed weight multiplies CPU tensors only")
-    };
-    let a = &cpu.as_slice::<f32>()?[layout.start_offset()..][..xs.elem_count()];
-    let mut ys = vec![0f32; rows * weight.out_dim()];
-    packed::matmul(a, rows, weight, &mut ys);
-    Tensor::from_vec(ys, (rows, weight.out_dim()), &Device::Cpu)
+impl Linear {
+    /// `act(xs W + b)` for `xs` (rows, in) and a packed weight.
+    fn packed_product(&self, xs: &Tensor, weight: &PackedWeight) -> Result<Tensor> {
+        let (rows, out_dim) = (xs.dim(0)?, weight.out_dim());
+        let xs = xs.contiguous()?;
+        let mut ys = vec![0f32; rows * out_dim];
+        {
+            let (storage, layout) = xs.storage_and_layout();
+            let Storage::Cpu(cpu) = &*storage else {
+                candle_core::bail!("a packed weight multiplies CPU tensors only")
+            };
+            let a = &cpu.as_slice::<f32>()?[layout.start_offset()..][..xs.elem_count()];
+            packed::matmul(a, rows, weight, &mut ys);
+        }
+        let bias = self.bias.as_ref().map(Tensor::to_vec1::<f32>).transpose()?;
+        let in_place = self.activation.and_then(HiddenAct::in_place);
+        ys.par_chunks_mut(out_dim * ROWS_PER_TASK).for_each(|ys| {
+            for row in ys.chunks_exact_mut(out_dim) {
+                if let Some(bias) = &bias {
+                    row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
+                }
+                if let Some(activation) = in_place {
+                    activation(row);
+                }
+            }
+        });
+        let ys = Tensor::from_vec(ys, (rows, out_dim), &Device::Cpu)?;
+        match self.activation {
+            Some(activation) if in_place.is_none() => activation.to_candle().forward(&ys),
+            _ => Ok(ys),
+        }
+    }
 }
+
+/// Rows finished (bias, activation) per rayon task after a packed product.
+const ROWS_PER_TASK: usize = 16;
 
 /// A one-row product on the CPU through `gemv`, when the weight is a plain buffer.
 fn threaded_row_product(

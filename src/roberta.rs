@@ -8,7 +8,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::attention::flash_attn_varlen_unfused;
-use candle_nn::{embedding, layer_norm, Activation, Embedding, LayerNorm, VarBuilder};
+use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::activation::HiddenAct;
@@ -427,8 +427,8 @@ impl RobertaAttention {
 /// `RobertaLayer`: attention, then `RobertaIntermediate` + `RobertaOutput`.
 struct RobertaLayer {
     attention: RobertaAttention,
+    /// `RobertaIntermediate`: dense, then `hidden_act`.
     intermediate: Linear,
-    activation: Activation,
     output: Linear,
     layer_norm: LayerNorm,
 }
@@ -438,8 +438,8 @@ impl RobertaLayer {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
             attention: RobertaAttention::load(vb.pp("attention"), cfg)?,
-            intermediate: Linear::load(h, i, vb.pp("intermediate.dense"))?,
-            activation: cfg.hidden_act.to_candle(),
+            intermediate: Linear::load(h, i, vb.pp("intermediate.dense"))?
+                .with_activation(cfg.hidden_act),
             output: Linear::load(i, h, vb.pp("output.dense"))?,
             layer_norm: layer_norm(h, cfg.layer_norm_eps, vb.pp("output.LayerNorm"))?,
         })
@@ -447,7 +447,7 @@ impl RobertaLayer {
 
     fn forward(&self, xs: &Tensor, batch: &PackedBatch) -> candle_core::Result<Tensor> {
         let xs = self.attention.forward(xs, batch)?;
-        let hidden = self.activation.forward(&self.intermediate.forward(&xs)?)?;
+        let hidden = self.intermediate.forward(&xs)?;
         self.layer_norm
             .forward(&(self.output.forward(&hidden)? + xs)?)
     }
