@@ -191,9 +191,8 @@ impl MappedSafetensors {
     }
 
     fn load(&self, name: &str, device: &Device) -> candle_core::Result<Tensor> {
-        let (file, view) = self.view(name)?;
+        let (file, (start, end), view) = self.view(name)?;
         let tensor = view.load(device)?;
-        let (start, end) = file.byte_range(name)?;
         file.release(start, end);
         Ok(tensor)
     }
@@ -201,7 +200,7 @@ impl MappedSafetensors {
     /// The tensor `name`, which must be shaped (rows, columns), left in the mapping to be read
     /// row by row.
     pub fn table(&self, name: &str, shape: (usize, usize)) -> candle_core::Result<MappedTable> {
-        let (file, view) = self.view(name)?;
+        let (file, (start, _), view) = self.view(name)?;
         if view.shape() != [shape.0, shape.1] {
             Err(candle_core::Error::UnexpectedShape {
                 msg: format!("shape mismatch for {name}"),
@@ -210,28 +209,32 @@ impl MappedSafetensors {
             })?
         }
         Ok(MappedTable {
-            start: file.byte_range(name)?.0,
+            start,
             file: Arc::clone(file),
             shape,
             dtype: view.dtype().try_into()?,
         })
     }
 
-    fn view(&self, name: &str) -> candle_core::Result<(&Arc<MappedFile>, TensorView<'_>)> {
+    /// The file holding `name`, the tensor's byte range in its mapping, and a view of it.
+    fn view(&self, name: &str) -> candle_core::Result<TensorInFile<'_>> {
         let not_found = || candle_core::Error::CannotFindTensor {
             path: name.to_string(),
         };
         let file = &self.files[*self.file_of.get(name).ok_or_else(not_found)?];
         let info = file.metadata.info(name).ok_or_else(not_found)?;
-        let (start, end) = file.byte_range(name)?;
+        let (start, end) = info.data_offsets;
+        let (start, end) = (file.data_start + start, file.data_start + end);
         let bytes = file.mmap.get(start..end).ok_or_else(|| {
             candle_core::Error::Msg(format!("tensor {name} lies beyond the end of the file"))
         })?;
         let view = TensorView::new(info.dtype, info.shape.clone(), bytes)
             .map_err(candle_core::Error::wrap)?;
-        Ok((file, view))
+        Ok((file, (start, end), view))
     }
 }
+
+type TensorInFile<'a> = (&'a Arc<MappedFile>, (usize, usize), TensorView<'a>);
 
 /// A 2-D tensor left in a mapped safetensors file: only the pages of the rows read become
 /// resident, as with torch's memory-mapped embeddings.
@@ -264,18 +267,6 @@ impl MappedTable {
 }
 
 impl MappedFile {
-    /// Where the tensor `name` lies in the mapping, in bytes.
-    fn byte_range(&self, name: &str) -> candle_core::Result<(usize, usize)> {
-        let info =
-            self.metadata
-                .info(name)
-                .ok_or_else(|| candle_core::Error::CannotFindTensor {
-                    path: name.to_string(),
-                })?;
-        let (start, end) = info.data_offsets;
-        Ok((self.data_start + start, self.data_start + end))
-    }
-
     /// Drops the mapped pages of a byte range from this process (they are re-read from the
     /// file if touched again); failure only costs memory.
     fn release(&self, start: usize, end: usize) {
