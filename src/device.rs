@@ -75,6 +75,16 @@ pub fn parse_dtype(name: &str) -> Result<DType> {
     }
 }
 
+/// The dtype's lowest finite value (transformers' `torch.finfo(dtype).min`), for additive
+/// attention masks that stay finite in half precision.
+pub fn lowest_finite(dtype: DType) -> f32 {
+    match dtype {
+        DType::F16 => half::f16::MIN.to_f32(),
+        DType::BF16 => half::bf16::MIN.to_f32(),
+        _ => f32::MIN,
+    }
+}
+
 /// The devices this build can use on this machine, e.g. `["cpu", "cuda:0"]`.
 pub fn available_devices() -> Vec<String> {
     let mut devices = vec!["cpu".to_string()];

@@ -13,6 +13,7 @@ use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::activation::HiddenAct;
+use crate::device::lowest_finite;
 use crate::error::{invalid_file, invalid_input, Result};
 use crate::linear::Linear;
 use crate::weights::{open_checkpoint, read_config};
@@ -257,15 +258,6 @@ pub fn causal_bias_values(attention_mask: &[Vec<u32>], queries: usize, lowest: f
         }
     }
     values
-}
-
-/// The dtype's lowest finite value (transformers' `torch.finfo(dtype).min`).
-fn lowest_finite(dtype: DType) -> f32 {
-    match dtype {
-        DType::F16 => half::f16::MIN.to_f32(),
-        DType::BF16 => half::bf16::MIN.to_f32(),
-        _ => f32::MIN,
-    }
 }
 
 /// transformers' generation position ids: `attention_mask.cumsum(-1) - 1`, 0 on padding.

@@ -12,6 +12,7 @@ use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::activation::HiddenAct;
+use crate::device::lowest_finite;
 use crate::error::{invalid_file, invalid_input, Result};
 use crate::linear::Linear;
 use crate::weights::{open_checkpoint, read_config, MappedSafetensors, MappedTable};
@@ -164,9 +165,8 @@ struct PackedBatch {
     token_types: Tensor,
     /// For each packed token, its flat index `row * seq_len + column` in the padded batch.
     index: Tensor,
-    /// Real tokens per row, as u32 for candle's varlen attention.
-    seqlens: Tensor,
-    max_len: usize,
+    /// Real tokens per row.
+    lengths: Vec<u32>,
     /// Every row starts with a real token, so `<s>` outputs (pooler, classifier) are defined.
     first_is_token: bool,
     dims: (usize, usize),
@@ -207,7 +207,7 @@ impl PackedBatch {
             Some(types) => host_matrix("token_type_ids", types, &[batch, seq_len])?,
             None => vec![vec![0; seq_len]; batch],
         };
-        let (mut packed_ids, mut positions, mut packed_types, mut index, mut seqlens) =
+        let (mut packed_ids, mut positions, mut packed_types, mut index, mut lengths) =
             (vec![], vec![], vec![], vec![], vec![]);
         for (row, ((ids, mask), types)) in ids.iter().zip(&mask).zip(&types).enumerate() {
             let row_positions = position_ids(ids, cfg.pad_token_id);
@@ -235,7 +235,7 @@ impl PackedBatch {
             if length == 0 {
                 return invalid_input!("row {row} of attention_mask has no tokens");
             }
-            seqlens.push(length);
+            lengths.push(length);
         }
         let device = input_ids.device();
         let total = packed_ids.len();
@@ -244,8 +244,7 @@ impl PackedBatch {
             positions: Tensor::from_vec(positions, total, device)?,
             token_types: Tensor::from_vec(packed_types, total, device)?,
             index: Tensor::from_vec(index, total, device)?,
-            max_len: seqlens.iter().copied().max().unwrap_or(0) as usize,
-            seqlens: Tensor::from_vec(seqlens, batch, device)?,
+            lengths,
             first_is_token: mask.iter().all(|row| row[0] != 0),
             dims: (batch, seq_len),
         })
@@ -270,13 +269,108 @@ impl PackedBatch {
                  output there, so left-padded batches are not supported; pad on the right"
             );
         }
-        let lengths = self.seqlens.to_vec1::<u32>()?;
-        let starts: Vec<u32> = lengths
+        let starts: Vec<u32> = self
+            .lengths
             .iter()
             .scan(0u32, |start, &n| Some(std::mem::replace(start, *start + n)))
             .collect();
-        let starts = Tensor::from_vec(starts, lengths.len(), packed.device())?;
+        let starts = Tensor::from_vec(starts, self.lengths.len(), packed.device())?;
         Ok(packed.index_select(&starts, 0)?)
+    }
+}
+
+/// How the encoder's attention reaches each sequence's tokens.
+enum SequenceAttention {
+    /// Per-sequence products over the packed tokens: on the CPU they skip all padding, and
+    /// their batched matmuls beat candle's fused varlen kernel.
+    Packed { lengths: Tensor, max_len: usize },
+    /// One batched product over the sequences laid out `width` wide, each row's tokens first
+    /// and `key_bias` (batch, 1, 1, width) masking the rest: on a GPU that is a dozen kernels
+    /// per layer, where per-sequence products cost a dozen per sequence.
+    Padded {
+        index: Tensor,
+        key_bias: Tensor,
+        width: usize,
+    },
+}
+
+impl SequenceAttention {
+    /// For `batch`'s sequences on `device`, the model computing in `dtype`.
+    fn new(batch: &PackedBatch, dtype: DType, device: &Device) -> candle_core::Result<Self> {
+        if device.is_cpu() {
+            Self::packed(&batch.lengths, device)
+        } else {
+            Self::padded(&batch.lengths, dtype, device)
+        }
+    }
+
+    fn packed(lengths: &[u32], device: &Device) -> candle_core::Result<Self> {
+        Ok(Self::Packed {
+            lengths: Tensor::new(lengths, device)?,
+            max_len: lengths.iter().copied().max().unwrap_or(0) as usize,
+        })
+    }
+
+    fn padded(lengths: &[u32], dtype: DType, device: &Device) -> candle_core::Result<Self> {
+        let width = lengths.iter().copied().max().unwrap_or(0);
+        let index: Vec<u32> = (0u32..)
+            .zip(lengths)
+            .flat_map(|(row, &n)| (0..n).map(move |k| row * width + k))
+            .collect();
+        // The dtype's lowest finite value, as transformers masks: no `-inf * 0`, no NaN.
+        let lowest = lowest_finite(dtype);
+        let key_bias: Vec<f32> = lengths
+            .iter()
+            .flat_map(|&n| (0..width).map(move |k| if k < n { 0.0 } else { lowest }))
+            .collect();
+        let (batch, width, total) = (lengths.len(), width as usize, index.len());
+        Ok(Self::Padded {
+            index: Tensor::from_vec(index, total, device)?,
+            key_bias: Tensor::from_vec(key_bias, (batch, 1, 1, width), device)?.to_dtype(dtype)?,
+            width,
+        })
+    }
+
+    /// Scaled dot-product attention of each sequence over itself. `qkv`: (total, 3 × hidden)
+    /// packed tokens, query, key and value side by side; returns the context (total, hidden).
+    fn attend(&self, qkv: &Tensor, num_heads: usize) -> candle_core::Result<Tensor> {
+        let (total, width3) = qkv.dims2()?;
+        let hidden = width3 / 3;
+        let head_dim = hidden / num_heads;
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        match self {
+            Self::Packed { lengths, max_len } => {
+                // Strided views: the attention makes each sequence's heads contiguous itself.
+                let qkv = qkv.reshape((total, 3, num_heads, head_dim))?;
+                let part = |i: usize| qkv.narrow(1, i, 1)?.squeeze(1);
+                let (q, k, v) = (part(0)?, part(1)?, part(2)?);
+                let (s, len) = (lengths, *max_len);
+                flash_attn_varlen_unfused(
+                    &q, &k, &v, None, s, s, len, len, scale as f32, false, None, None,
+                )?
+                .reshape((total, hidden))
+            }
+            Self::Padded {
+                index,
+                key_bias,
+                width,
+            } => {
+                let batch = key_bias.dim(0)?;
+                let padded = Tensor::zeros((batch * width, width3), qkv.dtype(), qkv.device())?
+                    .index_add(index, qkv, 0)?
+                    .reshape((batch, *width, 3, num_heads, head_dim))?
+                    .permute((2, 0, 3, 1, 4))?;
+                let q = padded.get(0)?.contiguous()?;
+                let k = padded.get(1)?.contiguous()?;
+                let v = padded.get(2)?.contiguous()?;
+                let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(key_bias)?;
+                candle_nn::ops::softmax_last_dim(&scores)?
+                    .matmul(&v)?
+                    .transpose(1, 2)?
+                    .reshape((batch * width, hidden))?
+                    .index_select(index, 0)
+            }
+        }
     }
 }
 
@@ -376,7 +470,6 @@ struct RobertaAttention {
     output: Linear,
     layer_norm: LayerNorm,
     num_heads: usize,
-    head_dim: usize,
 }
 
 impl RobertaAttention {
@@ -398,27 +491,16 @@ impl RobertaAttention {
             output: Linear::load(h, h, vb.pp("output.dense"))?,
             layer_norm: layer_norm(h, cfg.layer_norm_eps, vb.pp("output.LayerNorm"))?,
             num_heads: cfg.num_attention_heads,
-            head_dim: h / cfg.num_attention_heads,
         })
     }
 
     /// `xs`: (total, hidden) packed tokens; each sequence attends to itself only.
-    fn forward(&self, xs: &Tensor, batch: &PackedBatch) -> candle_core::Result<Tensor> {
-        let (total, h) = xs.dims2()?;
-        let qkv = self
-            .qkv
-            .forward(xs)?
-            .reshape((total, 3, self.num_heads, self.head_dim))?;
-        // Strided views: the attention makes each sequence's heads contiguous itself.
-        let part = |i: usize| qkv.narrow(1, i, 1)?.squeeze(1);
-        let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-        let scale = 1.0 / (self.head_dim as f32).sqrt();
-        let (s, len) = (&batch.seqlens, batch.max_len);
-        // Per-sequence batched matmuls: on CPU these beat candle's fused varlen kernel, whose
-        // scalar per-query dot products took ~20% of the encoder's time for ~2% of its FLOPs.
-        let context =
-            flash_attn_varlen_unfused(&q, &k, &v, None, s, s, len, len, scale, false, None, None)?;
-        let context = context.reshape((total, h))?;
+    fn forward(
+        &self,
+        xs: &Tensor,
+        attention: &SequenceAttention,
+    ) -> candle_core::Result<Tensor> {
+        let context = attention.attend(&self.qkv.forward(xs)?, self.num_heads)?;
         self.layer_norm
             .forward(&(self.output.forward(&context)? + xs)?)
     }
@@ -445,8 +527,12 @@ impl RobertaLayer {
         })
     }
 
-    fn forward(&self, xs: &Tensor, batch: &PackedBatch) -> candle_core::Result<Tensor> {
-        let xs = self.attention.forward(xs, batch)?;
+    fn forward(
+        &self,
+        xs: &Tensor,
+        attention: &SequenceAttention,
+    ) -> candle_core::Result<Tensor> {
+        let xs = self.attention.forward(xs, attention)?;
         let hidden = self.intermediate.forward(&xs)?;
         self.layer_norm
             .forward(&(self.output.forward(&hidden)? + xs)?)
@@ -558,8 +644,9 @@ impl RobertaModel {
     /// The encoder's output for the packed tokens, (total, hidden).
     fn encode(&self, batch: &PackedBatch) -> candle_core::Result<Tensor> {
         let mut xs = self.embeddings.forward(batch)?;
+        let attention = SequenceAttention::new(batch, xs.dtype(), xs.device())?;
         for layer in &self.layers {
-            xs = layer.forward(&xs, batch)?;
+            xs = layer.forward(&xs, &attention)?;
         }
         Ok(xs)
     }
@@ -766,6 +853,27 @@ mod tests {
         assert_eq!(config.hidden_act, HiddenAct::Gelu);
         assert_eq!(config.num_labels(), 2);
         assert_eq!(config.max_sequence_length(), 510);
+    }
+
+    /// The GPU layout (padded, masked, one batched product) against the CPU's per-sequence
+    /// products, on the CPU: odd lengths, a one-token row, heads of width 5.
+    #[test]
+    fn padded_attention_matches_per_sequence_attention() -> candle_core::Result<()> {
+        let (lengths, heads, head_dim) = ([5u32, 1, 7, 3], 3, 5);
+        let total = lengths.iter().sum::<u32>() as usize;
+        let qkv = Tensor::randn(0f32, 1.0, (total, 3 * heads * head_dim), &Device::Cpu)?;
+        let expected = SequenceAttention::packed(&lengths, &Device::Cpu)?.attend(&qkv, heads)?;
+        let padded = SequenceAttention::padded(&lengths, DType::F32, &Device::Cpu)?;
+        let diff = (padded.attend(&qkv, heads)? - &expected)?.abs()?.max_all()?;
+        assert!(diff.to_scalar::<f32>()? < 1e-5);
+        // Half precision: the mask stays finite, so no row turns to NaN.
+        for (dtype, tolerance) in [(DType::F16, 1e-2), (DType::BF16, 5e-2)] {
+            let padded = SequenceAttention::padded(&lengths, dtype, &Device::Cpu)?;
+            let context = padded.attend(&qkv.to_dtype(dtype)?, heads)?.to_dtype(DType::F32)?;
+            let diff = (context - &expected)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff < tolerance, "{dtype:?}: {diff}");
+        }
+        Ok(())
     }
 
     #[test]
