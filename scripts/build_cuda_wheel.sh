@@ -6,9 +6,11 @@
 #
 # Environment: CUDA_COMPUTE_CAP (default 90: H100/H200), CUDA_WHEELS_VERSION (default 13.0.*),
 # CUDA_BUILD_VENV (default .cuda-build-venv), CARGO_TARGET_DIR (default target/cuda).
-# The wheel loads libcuda, cuBLAS, cuRAND and NVRTC at run time (cudarc's dynamic loading): on the
-# GPU machine they come from the driver and from the same NVIDIA wheels (e.g. PyTorch's), so put
-# their lib directories on LD_LIBRARY_PATH there (the script prints the line to use).
+# candle links the wheel against libcuda, cudart, cuBLAS and cuRAND (cudarc's `dynamic-linking`):
+# they must be on the loader path when candle_port is imported. On the GPU machine they come from
+# the driver and from the same NVIDIA wheels (e.g. PyTorch's), so put their lib directory on
+# LD_LIBRARY_PATH there (the script prints the line to use). Without them, the import fails with
+# an ImportError saying so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,14 +40,16 @@ export LIBRARY_PATH="$cuda_root/lib:${LIBRARY_PATH:-}"
 export LD_LIBRARY_PATH="$cuda_root/lib:${LD_LIBRARY_PATH:-}"
 # The linker wants unversioned names (libcublas.so) that the wheels do not ship, and libcuda.so,
 # which comes with the driver, not with any wheel: link against a stub with the driver's soname
-# (what the CUDA toolkit's lib/stubs does); the real libcuda.so.1 is loaded at run time.
+# (what the CUDA toolkit's lib/stubs does); the real libcuda.so.1 is loaded at run time. Every
+# stub function answers CUDA_ERROR_NO_DEVICE (100), what a driver on a machine without a GPU
+# answers, so the stub can also stand in for the driver to check the wheel on a CPU machine.
 link_dir="$PWD/$CARGO_TARGET_DIR/cuda-link"
 mkdir -p "$link_dir"
 for lib in "$site"/nvidia/cu13/lib/lib*.so.* "$site"/nvidia/cu13/lib/*/lib*.so.*; do
     [[ -e "$lib" ]] && ln -sf "$lib" "$link_dir/$(basename "${lib%%.so.*}").so"
 done
 grep -ohE '\bcu[A-Z][A-Za-z0-9_]*\b' "$cuda_root/include/cuda.h" | sort -u \
-    | sed 's/.*/void &(void) {}/' > "$link_dir/libcuda_stub.c"
+    | sed 's/.*/int &(void) { return 100; }/' > "$link_dir/libcuda_stub.c"
 cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$link_dir/libcuda.so" "$link_dir/libcuda_stub.c"
 export LIBRARY_PATH="$link_dir:$LIBRARY_PATH"  # the C compiler driving the link passes it on
 

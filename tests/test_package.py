@@ -37,3 +37,12 @@ def test_thread_count_follows_set_num_threads():
         os.environ["RAYON_NUM_THREADS"] = str(before)
     with pytest.raises(ValueError):
         candle_port.set_num_threads(0)
+
+
+def test_missing_cuda_libraries_get_a_hint():
+    from candle_port._native import cuda_import_hint
+
+    hint = cuda_import_hint(ImportError("libcuda.so.1: cannot open shared object file: No such file or directory"))
+    assert hint.startswith("libcuda.so.1: cannot open") and "LD_LIBRARY_PATH" in hint and "CPU" in hint
+    assert cuda_import_hint(ImportError("libcublas.so.13: cannot open shared object file")) is not None
+    assert cuda_import_hint(ImportError("cannot import name 'x' from 'candle_port._core'")) is None

@@ -7,7 +7,15 @@ import os as _os
 if hasattr(_os, "sched_getaffinity"):
     _os.environ.setdefault("RAYON_NUM_THREADS", str(len(_os.sched_getaffinity(0))))
 
-from ._core import __version__, available_devices, get_num_threads
+try:
+    from ._core import __version__, available_devices, get_num_threads
+except ImportError as _error:
+    from ._native import cuda_import_hint as _cuda_import_hint
+
+    _hint = _cuda_import_hint(_error)
+    if _hint is None:
+        raise
+    raise ImportError(_hint) from _error
 from ._threads import set_num_threads
 from .config import Config
 from .modeling_roberta import (
