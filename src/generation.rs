@@ -48,7 +48,7 @@ impl GenerationConfig {
         if self.max_new_tokens == 0 {
             return invalid_input!("max_new_tokens must be at least 1");
         }
-        if self.do_sample && !(self.temperature > 0.0) {
+        if self.do_sample && (self.temperature.is_nan() || self.temperature <= 0.0) {
             return invalid_input!(
                 "temperature must be > 0 when sampling, got {}",
                 self.temperature
@@ -62,7 +62,7 @@ impl GenerationConfig {
                 return invalid_input!("top_p must be in (0, 1], got {p}");
             }
         }
-        if !(self.repetition_penalty > 0.0) {
+        if self.repetition_penalty.is_nan() || self.repetition_penalty <= 0.0 {
             return invalid_input!(
                 "repetition_penalty must be > 0, got {}",
                 self.repetition_penalty

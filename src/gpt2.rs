@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::activation::HiddenAct;
 use crate::device::lowest_finite;
-use crate::error::{invalid_file, invalid_input, Result};
+use crate::error::{invalid_file, invalid_input, Error, Result};
 use crate::linear::Linear;
 use crate::weights::{open_checkpoint, read_config};
 
@@ -104,7 +104,7 @@ impl GPT2Config {
         if self.reorder_and_upcast_attn {
             return invalid_file!("reorder_and_upcast_attn=true is not supported");
         }
-        if self.n_head == 0 || self.n_embd % self.n_head != 0 {
+        if self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
             return invalid_file!(
                 "n_embd {} is not a multiple of n_head {}",
                 self.n_embd,
@@ -432,7 +432,7 @@ fn validate_inputs(
 ) -> Result<(usize, usize)> {
     let (batch, seq_len) = input_ids
         .dims2()
-        .or_else(|_| invalid_input!("input_ids must be 2-D (batch, sequence)"))?;
+        .map_err(|_| Error::InvalidInput("input_ids must be 2-D (batch, sequence)".into()))?;
     if batch == 0 || seq_len == 0 {
         return invalid_input!("input_ids is empty (shape [{batch}, {seq_len}])");
     }

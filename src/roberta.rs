@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::activation::HiddenAct;
 use crate::device::lowest_finite;
-use crate::error::{invalid_file, invalid_input, Result};
+use crate::error::{invalid_file, invalid_input, Error, Result};
 use crate::linear::Linear;
 use crate::weights::{open_checkpoint, read_config, MappedSafetensors, MappedTable};
 
@@ -123,7 +123,9 @@ impl RobertaConfig {
         if self.is_decoder {
             return invalid_file!("is_decoder=true (RobertaForCausalLM) is not supported");
         }
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return invalid_file!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size,
@@ -188,7 +190,7 @@ impl PackedBatch {
     ) -> Result<Self> {
         let (batch, seq_len) = input_ids
             .dims2()
-            .or_else(|_| invalid_input!("input_ids must be 2-D (batch, sequence)"))?;
+            .map_err(|_| Error::InvalidInput("input_ids must be 2-D (batch, sequence)".into()))?;
         if batch == 0 || seq_len == 0 {
             return invalid_input!("input_ids is empty (shape [{batch}, {seq_len}])");
         }
@@ -344,11 +346,9 @@ impl SequenceAttention {
                 let qkv = qkv.reshape((total, 3, num_heads, head_dim))?;
                 let part = |i: usize| qkv.narrow(1, i, 1)?.squeeze(1);
                 let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-                let (s, len) = (lengths, *max_len);
-                flash_attn_varlen_unfused(
-                    &q, &k, &v, None, s, s, len, len, scale as f32, false, None, None,
-                )?
-                .reshape((total, hidden))
+                let (s, n, scale) = (lengths, *max_len, scale as f32);
+                flash_attn_varlen_unfused(&q, &k, &v, None, s, s, n, n, scale, false, None, None)?
+                    .reshape((total, hidden))
             }
             Self::Padded {
                 index,
@@ -495,11 +495,7 @@ impl RobertaAttention {
     }
 
     /// `xs`: (total, hidden) packed tokens; each sequence attends to itself only.
-    fn forward(
-        &self,
-        xs: &Tensor,
-        attention: &SequenceAttention,
-    ) -> candle_core::Result<Tensor> {
+    fn forward(&self, xs: &Tensor, attention: &SequenceAttention) -> candle_core::Result<Tensor> {
         let context = attention.attend(&self.qkv.forward(xs)?, self.num_heads)?;
         self.layer_norm
             .forward(&(self.output.forward(&context)? + xs)?)
@@ -527,11 +523,7 @@ impl RobertaLayer {
         })
     }
 
-    fn forward(
-        &self,
-        xs: &Tensor,
-        attention: &SequenceAttention,
-    ) -> candle_core::Result<Tensor> {
+    fn forward(&self, xs: &Tensor, attention: &SequenceAttention) -> candle_core::Result<Tensor> {
         let xs = self.attention.forward(xs, attention)?;
         let hidden = self.intermediate.forward(&xs)?;
         self.layer_norm
@@ -864,13 +856,20 @@ mod tests {
         let qkv = Tensor::randn(0f32, 1.0, (total, 3 * heads * head_dim), &Device::Cpu)?;
         let expected = SequenceAttention::packed(&lengths, &Device::Cpu)?.attend(&qkv, heads)?;
         let padded = SequenceAttention::padded(&lengths, DType::F32, &Device::Cpu)?;
-        let diff = (padded.attend(&qkv, heads)? - &expected)?.abs()?.max_all()?;
+        let diff = (padded.attend(&qkv, heads)? - &expected)?
+            .abs()?
+            .max_all()?;
         assert!(diff.to_scalar::<f32>()? < 1e-5);
         // Half precision: the mask stays finite, so no row turns to NaN.
         for (dtype, tolerance) in [(DType::F16, 1e-2), (DType::BF16, 5e-2)] {
             let padded = SequenceAttention::padded(&lengths, dtype, &Device::Cpu)?;
-            let context = padded.attend(&qkv.to_dtype(dtype)?, heads)?.to_dtype(DType::F32)?;
-            let diff = (context - &expected)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            let context = padded
+                .attend(&qkv.to_dtype(dtype)?, heads)?
+                .to_dtype(DType::F32)?;
+            let diff = (context - &expected)?
+                .abs()?
+                .max_all()?
+                .to_scalar::<f32>()?;
             assert!(diff < tolerance, "{dtype:?}: {diff}");
         }
         Ok(())

@@ -16,14 +16,14 @@ use crate::generation::{GenerationConfig, Generator};
 use crate::gpt2::{from_dir, GPT2Config, GPT2LMHeadModel, GPT2Model};
 
 enum Head {
-    Base(GPT2Model),
+    Base(Box<GPT2Model>),
     CausalLm(Arc<GPT2LMHeadModel>),
 }
 
 impl Head {
     fn load(path: &std::path::Path, head: &str, dtype: DType, device: &Device) -> Result<Self> {
         Ok(match head {
-            "base" => Self::Base(from_dir(path, dtype, device, GPT2Model::load)?),
+            "base" => Self::Base(Box::new(from_dir(path, dtype, device, GPT2Model::load)?)),
             "causal-lm" => Self::CausalLm(Arc::new(from_dir(
                 path,
                 dtype,
