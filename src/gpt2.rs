@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::activation::HiddenAct;
 use crate::device::lowest_finite;
 use crate::error::{invalid_file, invalid_input, Error, Result};
-use crate::linear::Linear;
+use crate::linear::{Linear, PackedRows};
 use crate::weights::{open_checkpoint, read_config};
 
 /// transformers' `GPT2Config`, with the same defaults.
@@ -271,9 +271,25 @@ pub fn position_ids_from_mask(attention_mask: &[u32]) -> Vec<u32> {
         .collect()
 }
 
+/// `wte`: a table, or, when the tied `lm_head` is packed, its rows read back from the packed
+/// weight (one copy serves both).
+enum TokenEmbeddings {
+    Table(Embedding),
+    Packed(PackedRows),
+}
+
+impl TokenEmbeddings {
+    fn forward(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Table(table) => table.forward(ids),
+            Self::Packed(rows) => rows.forward(ids),
+        }
+    }
+}
+
 /// `GPT2Model`: token + learned position embeddings, the blocks, and the final LayerNorm.
 pub struct GPT2Model {
-    wte: Embedding,
+    wte: TokenEmbeddings,
     wpe: Embedding,
     h: Vec<Block>,
     ln_f: LayerNorm,
@@ -298,7 +314,7 @@ impl GPT2Model {
             .map(|i| Block::load(vb.pp(format!("h.{i}")), cfg, i))
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Self {
-            wte: embedding(cfg.vocab_size, cfg.n_embd, vb.pp("wte"))?,
+            wte: TokenEmbeddings::Table(embedding(cfg.vocab_size, cfg.n_embd, vb.pp("wte"))?),
             wpe: embedding(cfg.n_positions, cfg.n_embd, vb.pp("wpe"))?,
             h,
             ln_f: layer_norm(cfg.n_embd, cfg.layer_norm_epsilon, vb.pp("ln_f"))?,
@@ -316,7 +332,19 @@ impl GPT2Model {
     }
 
     pub fn device(&self) -> &Device {
-        self.wte.embeddings().device()
+        self.wpe.embeddings().device()
+    }
+
+    /// An `lm_head` tied to `wte`; where it is packed, `wte` then reads its rows from it.
+    fn tied_lm_head(&mut self) -> candle_core::Result<Linear> {
+        let TokenEmbeddings::Table(table) = &self.wte else {
+            candle_core::bail!("wte is already tied to an lm_head")
+        };
+        let lm_head = Linear::tied(table.embeddings(), None)?;
+        if let Some(rows) = lm_head.packed_rows() {
+            self.wte = TokenEmbeddings::Packed(rows);
+        }
+        Ok(lm_head)
     }
 
     /// An empty cache for sequences of up to `max_len` tokens.
@@ -381,15 +409,18 @@ pub struct GPT2LMHeadModel {
 
 impl GPT2LMHeadModel {
     pub fn load(vb: VarBuilder, cfg: &GPT2Config) -> candle_core::Result<Self> {
-        let transformer = GPT2Model::load(vb.clone(), cfg)?;
-        let weight = if vb.contains_tensor("lm_head.weight") {
-            vb.get((cfg.vocab_size, cfg.n_embd), "lm_head.weight")?
+        let mut transformer = GPT2Model::load(vb.clone(), cfg)?;
+        let lm_head = if vb.contains_tensor("lm_head.weight") {
+            Linear::tied(
+                &vb.get((cfg.vocab_size, cfg.n_embd), "lm_head.weight")?,
+                None,
+            )?
         } else {
-            transformer.wte.embeddings().clone()
+            transformer.tied_lm_head()?
         };
         Ok(Self {
             transformer,
-            lm_head: Linear::tied(&weight, None)?,
+            lm_head,
         })
     }
 

@@ -7,10 +7,13 @@
 //!   streams the weight once across the threads.
 //! - Otherwise (half precision, GPUs, BLAS builds) the weight is held as a contiguous (in, out)
 //!   matrix, the layout gemm's kernel reads without packing.
-//! - A weight shared with an embedding (GPT-2's `lm_head`, the masked-LM decoder) stays a
-//!   transposed view of it. One row times a plain weight (a batch-1 decoding step) goes to
-//!   `gemv`, which splits the outputs across rayon's threads where gemm's gemv uses one; with MKL
-//!   or Accelerate, BLAS threads its own gemv and the plain product is used.
+//! - A weight shared with an embedding (GPT-2's `lm_head`, the masked-LM decoder) is packed the
+//!   same way on the CPU in f32, and the embedding can read its rows back from the panels
+//!   (`PackedRows`), so the model still holds one copy; elsewhere it stays a transposed view of
+//!   the table.
+//! - One row times a plain weight (a batch-1 decoding step) goes to `gemv`, which splits the
+//!   outputs across rayon's threads where gemm's gemv uses one; with MKL or Accelerate, BLAS
+//!   threads its own gemv and the plain product is used.
 
 use std::sync::Arc;
 
@@ -77,14 +80,26 @@ impl Linear {
         })
     }
 
-    /// From a weight stored (out, in) and shared with an embedding, as a transposed view: no
-    /// copy.
+    /// From a weight stored (out, in) and shared with an embedding: packed where `from_out_in`
+    /// packs (the embedding can then read the packed copy, see `packed_rows`), else a
+    /// transposed view of it, no copy.
     pub fn tied(weight: &Tensor, bias: Option<Tensor>) -> Result<Self> {
+        if packable(weight) {
+            return Self::from_out_in(weight, bias);
+        }
         Ok(Self {
             weight: Weight::InOut(weight.t()?),
             bias,
             activation: None,
         })
+    }
+
+    /// The rows of the (out, in) weight, read from the packed panels: `None` unless packed.
+    pub fn packed_rows(&self) -> Option<PackedRows> {
+        match &self.weight {
+            Weight::Packed(weight) => Some(PackedRows(weight.clone())),
+            Weight::InOut(_) => None,
+        }
     }
 
     /// An `nn.Linear` with bias from a checkpoint: `weight` (out, in) and `bias` (out).
@@ -131,6 +146,21 @@ impl Linear {
         };
         *out_shape.last_mut().expect("reshape checked the rank") = out_dim;
         ys.reshape(out_shape)
+    }
+}
+
+/// An embedding table read from the packed weight of the output projection tied to it
+/// (`Linear::packed_rows`): ids → their rows, like candle's `Embedding`.
+#[derive(Clone)]
+pub struct PackedRows(Arc<PackedWeight>);
+
+impl PackedRows {
+    /// `ids` (u32, any shape) → (..., hidden). Ids must be in range (callers check them).
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let mut shape = ids.dims().to_vec();
+        shape.push(self.0.in_dim());
+        let rows = self.0.columns(&ids.flatten_all()?.to_vec1::<u32>()?);
+        Tensor::from_vec(rows, shape, &Device::Cpu)
     }
 }
 

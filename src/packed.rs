@@ -87,6 +87,20 @@ impl PackedWeight {
         self.out_dim
     }
 
+    /// Columns `ns` of `W`, one after the other (`ns.len()` × `in_dim`): the rows of the
+    /// (out, in) matrix it was packed from, so that an embedding table tied to this weight can
+    /// be read from the packed copy.
+    pub fn columns(&self, ns: &[u32]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(ns.len() * self.in_dim);
+        for &n in ns {
+            let n = n as usize;
+            assert!(n < self.out_dim, "column {n} of {}", self.out_dim);
+            let (p, lane) = (n / NR, n % NR);
+            out.extend((0..self.in_dim).map(|k| self.panels[self.row_index(p, k)].0[lane]));
+        }
+        out
+    }
+
     /// An all-zero `W` of the given shape.
     fn zeroed(in_dim: usize, out_dim: usize) -> Self {
         let panels = vec![PanelRow([0.0; NR]); in_dim * out_dim.div_ceil(NR)];
@@ -451,6 +465,19 @@ mod tests {
         check(m, in_dim, out_dim, &packed, &a, &w);
         let packed = PackedWeight::from_out_in(&transpose(&w, in_dim, out_dim), in_dim, out_dim);
         check(m, in_dim, out_dim, &packed, &a, &w);
+    }
+
+    #[test]
+    fn columns_are_the_rows_packed_from() {
+        let (in_dim, out_dim) = (300, 37);
+        let w = random_vec(out_dim * in_dim, 5);
+        let packed = PackedWeight::from_out_in(&w, in_dim, out_dim);
+        let ids = [36u32, 0, 17, 16, 36];
+        let expected: Vec<f32> = ids
+            .iter()
+            .flat_map(|&n| w[n as usize * in_dim..][..in_dim].iter().copied())
+            .collect();
+        assert_eq!(packed.columns(&ids), expected);
     }
 
     const ROWS: [usize; 9] = [1, 2, 5, 6, 7, 13, 16, 97, 130];

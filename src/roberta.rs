@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::activation::HiddenAct;
 use crate::device::lowest_finite;
 use crate::error::{invalid_file, invalid_input, Error, Result};
-use crate::linear::Linear;
+use crate::linear::{Linear, PackedRows};
 use crate::weights::{open_checkpoint, read_config, MappedSafetensors, MappedTable};
 
 /// transformers' `RobertaConfig` (and `XLMRobertaConfig`), with the same defaults.
@@ -395,6 +395,8 @@ fn position_ids(ids: &[u32], pad_token_id: u32) -> Vec<u32> {
 enum WordEmbeddings {
     Loaded(Embedding),
     Mapped(MappedTable),
+    /// The rows of the packed masked-LM decoder tied to them.
+    Packed(PackedRows),
 }
 
 impl WordEmbeddings {
@@ -416,6 +418,7 @@ impl WordEmbeddings {
         match self {
             Self::Loaded(embedding) => embedding.forward(ids),
             Self::Mapped(table) => table.rows(&ids.to_vec1::<u32>()?, dtype),
+            Self::Packed(rows) => rows.forward(ids),
         }
     }
 }
@@ -712,27 +715,32 @@ impl RobertaForMaskedLM {
     pub fn load(vb: VarBuilder, cfg: &RobertaConfig) -> candle_core::Result<Self> {
         let (h, v) = (cfg.hidden_size, cfg.vocab_size);
         let base_vb = base_model_vb(&vb);
-        let word_embeddings = embedding(v, h, base_vb.pp("embeddings.word_embeddings"))?;
+        let table = embedding(v, h, base_vb.pp("embeddings.word_embeddings"))?;
         let head = vb.pp("lm_head");
-        let decoder_weight = if head.contains_tensor("decoder.weight") {
-            head.get((v, h), "decoder.weight")?
-        } else {
-            word_embeddings.embeddings().clone()
-        };
-        let word_embeddings = WordEmbeddings::Loaded(word_embeddings);
-        let roberta = RobertaModel::load_base(base_vb, cfg, false, word_embeddings)?;
         // transformers ties `lm_head.decoder.bias` to `lm_head.bias`; files may hold either.
         let bias_name = if head.contains_tensor("bias") {
             "bias"
         } else {
             "decoder.bias"
         };
-        let decoder_bias = head.get(v, bias_name)?;
+        let bias = Some(head.get(v, bias_name)?);
+        let (decoder, word_embeddings) = if head.contains_tensor("decoder.weight") {
+            let weight = head.get((v, h), "decoder.weight")?;
+            (Linear::tied(&weight, bias)?, WordEmbeddings::Loaded(table))
+        } else {
+            // Tied: where the decoder is packed, the embeddings read their rows from it.
+            let decoder = Linear::tied(table.embeddings(), bias)?;
+            let word_embeddings = match decoder.packed_rows() {
+                Some(rows) => WordEmbeddings::Packed(rows),
+                None => WordEmbeddings::Loaded(table),
+            };
+            (decoder, word_embeddings)
+        };
         Ok(Self {
+            roberta: RobertaModel::load_base(base_vb, cfg, false, word_embeddings)?,
             dense: Linear::load(h, h, head.pp("dense"))?,
             layer_norm: layer_norm(h, cfg.layer_norm_eps, head.pp("layer_norm"))?,
-            decoder: Linear::tied(&decoder_weight, Some(decoder_bias))?,
-            roberta,
+            decoder,
         })
     }
 
