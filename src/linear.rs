@@ -155,12 +155,15 @@ impl Linear {
 pub struct PackedRows(Arc<PackedWeight>);
 
 impl PackedRows {
-    /// `ids` (u32, any shape) → (..., hidden). Ids must be in range (callers check them).
+    /// `ids` (u32, any shape) → (..., hidden); an id past the table is an error, not a panic.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let mut shape = ids.dims().to_vec();
         shape.push(self.0.in_dim());
-        let rows = self.0.columns(&ids.flatten_all()?.to_vec1::<u32>()?);
-        Tensor::from_vec(rows, shape, &Device::Cpu)
+        let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+        if let Some(id) = ids.iter().find(|&&id| id as usize >= self.0.out_dim()) {
+            candle_core::bail!("id {id} is out of range for {} rows", self.0.out_dim())
+        }
+        Tensor::from_vec(self.0.columns(&ids), shape, &Device::Cpu)
     }
 }
 
