@@ -3,16 +3,13 @@
 //! The Rust core (every module but `python`) knows nothing of Python; `python` is the binding
 //! layer, compiled only with the `python` feature, and converts types and errors only.
 
-pub mod activation;
 pub mod device;
 pub mod error;
-mod gemv;
 pub mod generation;
-pub mod gpt2;
 pub mod hub;
+pub mod kernels;
 pub mod linear;
-mod packed;
-pub mod roberta;
+pub mod models;
 pub mod tokenizer;
 pub mod weights;
 

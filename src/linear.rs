@@ -21,9 +21,9 @@ use candle_core::{DType, Device, Module, Result, Storage, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use crate::activation::HiddenAct;
-use crate::gemv;
-use crate::packed::{self, PackedWeight};
+use crate::kernels::activation::HiddenAct;
+use crate::kernels::gemv;
+use crate::kernels::packed::{self, PackedWeight};
 
 /// `y = act(x W + b)`, the activation optional.
 #[derive(Clone)]

@@ -11,7 +11,7 @@ use pyo3::types::PyDict;
 use super::convert::{candle_err, to_py_err, HostArray, IdMatrix};
 use crate::device::{parse_device, parse_dtype};
 use crate::error::Result;
-use crate::roberta::{
+use crate::models::roberta::{
     from_dir, RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification,
     RobertaForTokenClassification, RobertaModel,
 };

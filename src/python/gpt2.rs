@@ -13,7 +13,7 @@ use super::convert::{candle_err, to_py_err, HostArray, IdMatrix};
 use crate::device::{parse_device, parse_dtype};
 use crate::error::{invalid_input, Result};
 use crate::generation::{GenerationConfig, Generator};
-use crate::gpt2::{from_dir, GPT2Config, GPT2LMHeadModel, GPT2Model};
+use crate::models::gpt2::{from_dir, GPT2Config, GPT2LMHeadModel, GPT2Model};
 
 enum Head {
     Base(Box<GPT2Model>),

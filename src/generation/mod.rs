@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::error::{invalid_input, Result};
-use crate::gpt2::{position_ids_from_mask, GPT2LMHeadModel, Gpt2Cache};
+use crate::models::gpt2::{position_ids_from_mask, GPT2LMHeadModel, Gpt2Cache};
 
 /// The arguments of transformers' `generate` that candle_port implements.
 #[derive(Debug, Clone, PartialEq)]

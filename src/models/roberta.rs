@@ -11,9 +11,9 @@ use candle_nn::attention::flash_attn_varlen_unfused;
 use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::activation::HiddenAct;
 use crate::device::lowest_finite;
 use crate::error::{invalid_file, invalid_input, Error, Result};
+use crate::kernels::activation::HiddenAct;
 use crate::linear::{Linear, PackedRows};
 use crate::weights::{open_checkpoint, read_config, MappedSafetensors, MappedTable};
 
@@ -62,7 +62,7 @@ pub struct RobertaConfig {
 }
 
 mod defaults {
-    use crate::activation::HiddenAct;
+    use crate::kernels::activation::HiddenAct;
     pub fn vocab_size() -> usize {
         50265
     }

@@ -12,9 +12,9 @@ use candle_nn::kv_cache::KvCache;
 use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::activation::HiddenAct;
 use crate::device::lowest_finite;
 use crate::error::{invalid_file, invalid_input, Error, Result};
+use crate::kernels::activation::HiddenAct;
 use crate::linear::{Linear, PackedRows};
 use crate::weights::{open_checkpoint, read_config};
 
@@ -59,7 +59,7 @@ pub struct GPT2Config {
 }
 
 mod defaults {
-    use crate::activation::HiddenAct;
+    use crate::kernels::activation::HiddenAct;
     pub fn vocab_size() -> usize {
         50257
     }

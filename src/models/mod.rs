@@ -1,0 +1,4 @@
+//! One file per model family; module and field names follow the checkpoint keys.
+
+pub mod gpt2;
+pub mod roberta;
