@@ -10,9 +10,8 @@ pub mod sentencepiece;
 use std::path::Path;
 
 use tokenizers::utils::padding::{pad_encodings, PaddingDirection, PaddingParams, PaddingStrategy};
-use tokenizers::utils::truncation::{
-    truncate_encodings, TruncationDirection, TruncationParams, TruncationStrategy,
-};
+pub use tokenizers::utils::truncation::TruncationStrategy;
+use tokenizers::utils::truncation::{truncate_encodings, TruncationDirection, TruncationParams};
 use tokenizers::{Decoder, Encoding, PostProcessor, PostProcessorWrapper};
 
 pub use config::{Family, Side, SpecialTokens, TokenizerConfig};
@@ -30,12 +29,37 @@ pub enum Padding {
     MaxLength(usize),
 }
 
+/// How a text (or pair) is cut to a length, as transformers' `truncation=`, `max_length=`,
+/// `stride=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Truncation {
+    /// The most tokens a row may have, special tokens included.
+    pub max_length: usize,
+    /// Which text of a pair loses tokens: longest first, only the first or only the second.
+    pub strategy: TruncationStrategy,
+    /// How many tokens each overflowing window repeats from the one before it.
+    pub stride: usize,
+}
+
+impl Truncation {
+    /// Longest first, no stride: what `truncation=True` means.
+    pub fn longest_first(max_length: usize) -> Self {
+        Self {
+            max_length,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+        }
+    }
+}
+
 /// How a batch is encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EncodeOptions {
     pub add_special_tokens: bool,
-    /// Truncate (longest first, special tokens included) to this many tokens.
-    pub truncate_to: Option<usize>,
+    pub truncation: Option<Truncation>,
+    /// Return the windows truncation cuts off as rows of their own, after their text's first
+    /// row (transformers' `return_overflowing_tokens`).
+    pub return_overflowing: bool,
     pub padding: Padding,
     /// Offsets in characters (as transformers' fast tokenizers give them) instead of bytes.
     pub char_offsets: bool,
@@ -51,6 +75,15 @@ pub struct BatchEncoding {
     pub special_tokens_mask: Vec<Vec<u32>>,
     /// (start, end) of each token in its text, (0, 0) for special tokens and padding.
     pub offsets: Vec<Vec<(usize, usize)>>,
+    /// For each row, the index of the text it comes from (rows differ from texts only with
+    /// `return_overflowing`).
+    pub overflow_to_sample_mapping: Vec<usize>,
+    /// For each token, which text of the pair it belongs to (0 or 1), `None` for special tokens
+    /// and padding.
+    pub sequence_ids: Vec<Vec<Option<usize>>>,
+    /// For each token, the index of the word it belongs to in its text, `None` for special
+    /// tokens and padding.
+    pub word_ids: Vec<Vec<Option<u32>>>,
 }
 
 /// A tokenizer with the special tokens, length limit and padding side of its model.
@@ -110,13 +143,19 @@ impl Tokenizer {
             .map(|p| self.encode_plain(p, options.char_offsets))
             .transpose()?;
         let mut seconds = seconds.map(Vec::into_iter);
-        let mut encodings = firsts
-            .into_iter()
-            .map(|first| {
-                let second = seconds.as_mut().and_then(Iterator::next).map(as_second);
-                self.finish(first, second, &options)
-            })
-            .collect::<Result<Vec<Encoding>>>()?;
+        let mut encodings = Vec::with_capacity(texts.len());
+        let mut overflow_to_sample_mapping = Vec::with_capacity(texts.len());
+        for (sample, first) in firsts.into_iter().enumerate() {
+            let second = seconds.as_mut().and_then(Iterator::next).map(as_second);
+            let mut encoding = self.finish(first, second, &options)?;
+            let overflowing = encoding.take_overflowing();
+            encodings.push(encoding);
+            overflow_to_sample_mapping.push(sample);
+            if options.return_overflowing {
+                overflow_to_sample_mapping.extend(std::iter::repeat_n(sample, overflowing.len()));
+                encodings.extend(overflowing);
+            }
+        }
         if let Some(params) = self.padding_params(options.padding)? {
             pad_encodings(&mut encodings, &params)
                 .map_err(|e| Error::InvalidInput(e.to_string()))?;
@@ -136,6 +175,12 @@ impl Tokenizer {
                 .map(|e| e.get_special_tokens_mask().to_vec())
                 .collect(),
             offsets: encodings.iter().map(|e| e.get_offsets().to_vec()).collect(),
+            overflow_to_sample_mapping,
+            sequence_ids: encodings.iter().map(Encoding::get_sequence_ids).collect(),
+            word_ids: encodings
+                .iter()
+                .map(|e| e.get_word_ids().to_vec())
+                .collect(),
         })
     }
 
@@ -151,22 +196,19 @@ impl Tokenizer {
         encoded.map_err(|e| Error::InvalidInput(format!("cannot encode: {e}")))
     }
 
-    /// Truncates a text (or pair) and adds the special tokens.
+    /// Truncates a text (or pair), keeping what it cuts off as overflowing windows, and adds the
+    /// special tokens (to the windows too).
     fn finish(
         &self,
         first: Encoding,
         second: Option<Encoding>,
         options: &EncodeOptions,
     ) -> Result<Encoding> {
-        let (first, second) = match options.truncate_to {
-            Some(max_length) => {
+        let (first, second) = match options.truncation {
+            Some(truncation) => {
                 let added = self.num_special_tokens(second.is_some(), options.add_special_tokens);
-                let Some(room) = max_length.checked_sub(added) else {
-                    return invalid_input!(
-                        "max_length={max_length} leaves no room beside the {added} special tokens"
-                    );
-                };
-                truncate_encodings(first, second, &truncation_params(room))
+                let params = truncation_params(truncation, added, &first, second.as_ref())?;
+                truncate_encodings(first, second, &params)
                     .map_err(|e| Error::InvalidInput(format!("cannot truncate: {e}")))?
             }
             None => (first, second),
@@ -356,11 +398,152 @@ fn as_second(mut encoding: Encoding) -> Encoding {
     encoding
 }
 
-fn truncation_params(max_length: usize) -> TruncationParams {
-    TruncationParams {
+/// The `tokenizers` parameters that cut `first` (and `second`) to `truncation.max_length` tokens
+/// with `added` special tokens. Checks what `tokenizers` would otherwise panic on: a stride that
+/// is not shorter than what a cut text keeps.
+fn truncation_params(
+    truncation: Truncation,
+    added: usize,
+    first: &Encoding,
+    second: Option<&Encoding>,
+) -> Result<TruncationParams> {
+    let Truncation {
         max_length,
-        strategy: TruncationStrategy::LongestFirst,
-        stride: 0,
+        strategy,
+        stride,
+    } = truncation;
+    let Some(room) = max_length.checked_sub(added) else {
+        return invalid_input!(
+            "max_length={max_length} leaves no room beside the {added} special tokens"
+        );
+    };
+    let lengths = (first.len(), second.map(Encoding::len));
+    for kept in kept_lengths(strategy, lengths, room).into_iter().flatten() {
+        if kept > 0 && stride >= kept {
+            return invalid_input!(
+                "stride={stride} must be less than the {kept} tokens each window keeps of the \
+                 text it cuts (max_length={max_length}, less {added} special tokens and the \
+                 text that is not cut)"
+            );
+        }
+    }
+    Ok(TruncationParams {
+        max_length: room,
+        strategy,
+        stride,
         direction: TruncationDirection::Right,
+    })
+}
+
+/// How many tokens `truncate_encodings` keeps of the first and second text when it cuts them to
+/// `room` tokens together (`None` for a text it leaves whole or cannot cut).
+fn kept_lengths(
+    strategy: TruncationStrategy,
+    (first, second): (usize, Option<usize>),
+    room: usize,
+) -> [Option<usize>; 2] {
+    let total = first + second.unwrap_or(0);
+    if total <= room {
+        return [None, None];
+    }
+    let remove = total - room;
+    let cut = |len: usize| (len > remove).then(|| len - remove);
+    match (strategy, second) {
+        (TruncationStrategy::OnlyFirst, _) | (TruncationStrategy::LongestFirst, None) => {
+            [cut(first), None]
+        }
+        // Without a second text `truncate_encodings` reports that itself.
+        (TruncationStrategy::OnlySecond, second) => [None, second.and_then(cut)],
+        (TruncationStrategy::LongestFirst, Some(second)) => {
+            let short = first.min(second);
+            let (mut n1, mut n2) = (
+                short,
+                if short > room {
+                    short
+                } else {
+                    short.max(room - short)
+                },
+            );
+            if n1 + n2 > room {
+                (n1, n2) = (room / 2, room / 2 + room % 2);
+            }
+            let (to_first, to_second) = if first > second { (n2, n1) } else { (n1, n2) };
+            [
+                (first > to_first).then_some(to_first),
+                (second > to_second).then_some(to_second),
+            ]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokenizers::Token;
+
+    fn encoding(len: usize) -> Encoding {
+        let tokens = (0..len as u32)
+            .map(|i| Token::new(i, format!("t{i}"), (i as usize, i as usize + 1)))
+            .collect();
+        Encoding::from_tokens(tokens, 0)
+    }
+
+    /// Every stride `truncation_params` accepts truncates without the panic `tokenizers` has for
+    /// a stride at least as long as a cut text keeps; every stride it refuses would panic.
+    #[test]
+    fn stride_check_agrees_with_tokenizers() {
+        let strategies = [
+            TruncationStrategy::LongestFirst,
+            TruncationStrategy::OnlyFirst,
+            TruncationStrategy::OnlySecond,
+        ];
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let mut disagreements = vec![];
+        for strategy in strategies {
+            for (first, second) in [
+                (3, None),
+                (9, None),
+                (2, Some(9)),
+                (9, Some(2)),
+                (7, Some(8)),
+                (5, Some(5)),
+            ] {
+                for (max_length, stride) in (4..14).flat_map(|m| (0..8).map(move |s| (m, s))) {
+                    let truncation = Truncation {
+                        max_length,
+                        strategy,
+                        stride,
+                    };
+                    let (a, b) = (encoding(first), second.map(encoding));
+                    let checked = truncation_params(truncation, 2, &a, b.as_ref());
+                    let ran = std::panic::catch_unwind(|| {
+                        let params = truncation_params(
+                            Truncation {
+                                stride: 0,
+                                ..truncation
+                            },
+                            2,
+                            &a,
+                            b.as_ref(),
+                        );
+                        truncate_encodings(
+                            a.clone(),
+                            b.clone(),
+                            &TruncationParams {
+                                stride,
+                                ..params.unwrap()
+                            },
+                        )
+                    });
+                    let refused_a_working_call = checked.is_err() && matches!(ran, Ok(Ok(_)));
+                    if refused_a_working_call || checked.is_ok() && ran.is_err() {
+                        disagreements.push(format!("{strategy:?} {first} {second:?} max_length={max_length} stride={stride}"));
+                    }
+                }
+            }
+        }
+        std::panic::set_hook(hook);
+        assert!(disagreements.is_empty(), "{disagreements:#?}");
     }
 }

@@ -26,13 +26,41 @@ LARGE_INTEGER = int(1e20)
 
 class BatchEncoding(dict):
     """The encoded inputs by name (``input_ids``, ``attention_mask``...), readable as keys or
-    attributes, like transformers' ``BatchEncoding``."""
+    attributes, like transformers' ``BatchEncoding``.
+
+    When offsets or overflowing windows were asked for, ``sequence_ids(i)`` and ``word_ids(i)``
+    say where each token of row ``i`` comes from, as transformers' fast tokenizers do.
+    """
+
+    def __init__(self, data: Dict[str, Any], alignment: Optional[Dict[str, list]] = None) -> None:
+        super().__init__(data)
+        self._alignment = alignment
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
         try:
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def sequence_ids(self, batch_index: int = 0) -> List[Optional[int]]:
+        """For each token of row ``batch_index``: 0 for the first text, 1 for the pair, ``None``
+        for special tokens and padding."""
+        return self._aligned("sequence_ids", batch_index)
+
+    def word_ids(self, batch_index: int = 0) -> List[Optional[int]]:
+        """For each token of row ``batch_index``: the index of its word in its text, ``None`` for
+        special tokens and padding."""
+        return self._aligned("word_ids", batch_index)
+
+    def _aligned(self, name: str, batch_index: int) -> List[Optional[int]]:
+        if self._alignment is None:
+            raise ValueError(
+                f"{name}() needs the encoding to be made with return_offsets_mapping=True or "
+                "return_overflowing_tokens=True"
+            )
+        return self._alignment[name][batch_index]
 
 
 class Tokenizer:
@@ -84,14 +112,21 @@ class Tokenizer:
         return_attention_mask: Optional[bool] = None,
         return_special_tokens_mask: bool = False,
         return_offsets_mapping: bool = False,
+        stride: int = 0,
+        return_overflowing_tokens: bool = False,
     ) -> BatchEncoding:
         """Encodes a text or a list of texts (with their pairs in ``text_pair``).
 
         ``padding``: ``False``, ``True`` / ``"longest"`` (to the longest of the batch) or
         ``"max_length"`` (to ``max_length``, default ``model_max_length``). ``truncation``:
         ``True`` / ``"longest_first"`` truncates to ``max_length`` (default
-        ``model_max_length``), special tokens included, the longer of a pair first. A
-        ``max_length`` without padding or truncation truncates, as in transformers.
+        ``model_max_length``), special tokens included, the longer of a pair first;
+        ``"only_first"`` / ``"only_second"`` cut only that text of a pair. A ``max_length``
+        without padding or truncation truncates, as in transformers.
+        ``return_overflowing_tokens`` keeps what truncation cuts off as further rows (windows
+        that repeat the last ``stride`` tokens of the row before; the other text of a pair is
+        repeated whole) and adds ``overflow_to_sample_mapping``, the text each row comes from;
+        the result is then a batch even for one text.
         ``return_tensors="np"`` gives (batch, length) int64 arrays, otherwise lists (of lists for
         a batch). ``token_type_ids`` and ``attention_mask`` are returned when the model takes them
         unless asked otherwise. ``return_special_tokens_mask`` adds ``special_tokens_mask`` (1 for
@@ -106,7 +141,10 @@ class Tokenizer:
             raise ValueError("text and text_pair must both be strings or both be lists of strings")
         if return_tensors not in (None, "np"):
             raise ValueError(f"return_tensors={return_tensors!r} is not supported; use 'np' or None")
+        if not isinstance(stride, int) or stride < 0:
+            raise ValueError(f"stride must be a non-negative int, got {stride!r}")
         pad_mode, pad_to, truncate_to = self._strategies(padding, truncation, max_length)
+        alignment = return_offsets_mapping or return_overflowing_tokens
         encoded = self._core.encode_batch(
             texts,
             pairs,
@@ -116,18 +154,24 @@ class Tokenizer:
             pad_to,
             return_tensors == "np",
             return_offsets_mapping,
+            _truncation_strategy(truncation),
+            stride,
+            return_overflowing_tokens,
+            alignment,
         )
+        aligned = {name: encoded.pop(name) for name in ("sequence_ids", "word_ids")} if alignment else None
         wanted = {
             "input_ids": True,
             "token_type_ids": _wanted(return_token_type_ids, "token_type_ids", self.model_input_names),
             "attention_mask": _wanted(return_attention_mask, "attention_mask", self.model_input_names),
             "special_tokens_mask": return_special_tokens_mask,
             "offset_mapping": return_offsets_mapping,
+            "overflow_to_sample_mapping": return_overflowing_tokens,
         }
         outputs = {name: values for name, values in encoded.items() if wanted[name]}
-        if not batched and return_tensors is None:
+        if not batched and return_tensors is None and not return_overflowing_tokens:
             outputs = {name: values[0] for name, values in outputs.items()}
-        return BatchEncoding(outputs)
+        return BatchEncoding(outputs, aligned)
 
     def _strategies(
         self, padding: Union[bool, str], truncation: Union[bool, str, None], max_length: Optional[int]
@@ -298,12 +342,21 @@ def _padding_mode(padding: Union[bool, str]) -> Optional[str]:
     raise ValueError(f"padding must be True, False, 'longest' or 'max_length', not {padding!r}")
 
 
+_TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
+
+
 def _truncates(truncation: Union[bool, str, None]) -> bool:
-    if truncation is True or truncation == "longest_first":
+    if truncation is True or truncation in _TRUNCATION_STRATEGIES:
         return True
     if truncation in (False, None, "do_not_truncate"):
         return False
-    raise ValueError(f"truncation must be True, False or 'longest_first', not {truncation!r}")
+    raise ValueError(
+        f"truncation must be True, False, 'longest_first', 'only_first' or 'only_second', not {truncation!r}"
+    )
+
+
+def _truncation_strategy(truncation: Union[bool, str, None]) -> str:
+    return truncation if truncation in _TRUNCATION_STRATEGIES else "longest_first"
 
 
 def _wanted(asked: Optional[bool], name: str, model_input_names: List[str]) -> bool:

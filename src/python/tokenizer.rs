@@ -8,7 +8,9 @@ use pyo3::types::PyDict;
 
 use super::convert::to_py_err;
 use crate::error::Error;
-use crate::tokenizer::{EncodeOptions, Padding, Tokenizer as RustTokenizer};
+use crate::tokenizer::{
+    EncodeOptions, Padding, Tokenizer as RustTokenizer, Truncation, TruncationStrategy,
+};
 
 /// A tokenizer loaded from a model directory (see `candle_port.Tokenizer` for the
 /// transformers-style API built on it).
@@ -32,8 +34,15 @@ impl Tokenizer {
     /// "special_tokens_mask", "offset_mapping"}: lists of lists, or int64 numpy arrays when
     /// `as_numpy` (then the batch must be padded to one length). `padding` is None, "longest" or
     /// "max_length" (to `pad_to`). Offsets are (start, end) pairs, in characters when
-    /// `char_offsets`, else in bytes.
-    #[pyo3(signature = (texts, pairs, add_special_tokens, truncate_to, padding, pad_to, as_numpy, char_offsets))]
+    /// `char_offsets`, else in bytes. `truncate_to` cuts rows to that many tokens by
+    /// `truncation_strategy` ("longest_first", "only_first", "only_second"), windows overlapping
+    /// by `stride`; `return_overflowing` keeps the cut-off windows as rows and adds
+    /// "overflow_to_sample_mapping". `alignment` adds "sequence_ids" and "word_ids" (lists, None
+    /// for special tokens and padding).
+    #[pyo3(signature = (
+        texts, pairs, add_special_tokens, truncate_to, padding, pad_to, as_numpy, char_offsets,
+        truncation_strategy="longest_first", stride=0, return_overflowing=false, alignment=false,
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn encode_batch<'py>(
         &self,
@@ -46,10 +55,20 @@ impl Tokenizer {
         pad_to: Option<usize>,
         as_numpy: bool,
         char_offsets: bool,
+        truncation_strategy: &str,
+        stride: usize,
+        return_overflowing: bool,
+        alignment: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let strategy = parse_truncation_strategy(truncation_strategy).map_err(to_py_err)?;
         let options = EncodeOptions {
             add_special_tokens,
-            truncate_to,
+            truncation: truncate_to.map(|max_length| Truncation {
+                max_length,
+                strategy,
+                stride,
+            }),
+            return_overflowing,
             padding: parse_padding(padding, pad_to).map_err(to_py_err)?,
             char_offsets,
         };
@@ -73,6 +92,22 @@ impl Tokenizer {
             dict.set_item("offset_mapping", offsets_to_numpy(py, batch.offsets)?)?;
         } else {
             dict.set_item("offset_mapping", batch.offsets)?;
+        }
+        if return_overflowing {
+            let mapping = batch.overflow_to_sample_mapping;
+            if as_numpy {
+                let mapping: Vec<i64> = mapping.into_iter().map(|i| i as i64).collect();
+                dict.set_item(
+                    "overflow_to_sample_mapping",
+                    numpy::PyArray1::from_vec(py, mapping),
+                )?;
+            } else {
+                dict.set_item("overflow_to_sample_mapping", mapping)?;
+            }
+        }
+        if alignment {
+            dict.set_item("sequence_ids", batch.sequence_ids)?;
+            dict.set_item("word_ids", batch.word_ids)?;
         }
         Ok(dict)
     }
@@ -168,6 +203,17 @@ fn parse_padding(padding: Option<&str>, pad_to: Option<usize>) -> crate::error::
         )),
         (Some(other), _) => Err(Error::InvalidInput(format!(
             "padding must be True, False, \"longest\" or \"max_length\", not {other:?}"
+        ))),
+    }
+}
+
+fn parse_truncation_strategy(name: &str) -> crate::error::Result<TruncationStrategy> {
+    match name {
+        "longest_first" => Ok(TruncationStrategy::LongestFirst),
+        "only_first" => Ok(TruncationStrategy::OnlyFirst),
+        "only_second" => Ok(TruncationStrategy::OnlySecond),
+        other => Err(Error::InvalidInput(format!(
+            "truncation must be True, False, \"longest_first\", \"only_first\" or \"only_second\", not {other:?}"
         ))),
     }
 }

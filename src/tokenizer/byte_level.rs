@@ -116,7 +116,7 @@ fn read_text(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tokenizer::{EncodeOptions, Padding, Tokenizer};
+    use crate::tokenizer::{EncodeOptions, Padding, Tokenizer, Truncation};
 
     /// A byte-level BPE that knows "Ġa", "Ġb" and "ab", in RoBERTa's layout.
     fn roberta_dir(merges: &str) -> tempfile::TempDir {
@@ -143,7 +143,8 @@ mod tests {
     ) -> Vec<u32> {
         let options = EncodeOptions {
             add_special_tokens: true,
-            truncate_to,
+            truncation: truncate_to.map(Truncation::longest_first),
+            return_overflowing: false,
             padding: Padding::None,
             char_offsets: false,
         };

@@ -279,7 +279,8 @@ mod tests {
         let tokenizer = Tokenizer::from_dir(dir.path()).unwrap();
         let options = EncodeOptions {
             add_special_tokens: true,
-            truncate_to: None,
+            truncation: None,
+            return_overflowing: false,
             padding: Padding::Longest,
             char_offsets: false,
         };
