@@ -76,6 +76,11 @@ class Tokenizer:
         padding: Optional[str],
         pad_to: Optional[int],
         as_numpy: bool,
+        char_offsets: bool,
+        truncation_strategy: str = "longest_first",
+        stride: int = 0,
+        return_overflowing: bool = False,
+        alignment: bool = False,
     ) -> Dict[str, object]: ...
     def decode(self, ids: List[int], skip_special_tokens: bool) -> str: ...
     def decode_batch(self, rows: List[List[int]], skip_special_tokens: bool) -> List[str]: ...
