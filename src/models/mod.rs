@@ -1,4 +1,5 @@
 //! One file per model family; module and field names follow the checkpoint keys.
 
+pub mod encoder;
 pub mod gpt2;
 pub mod roberta;

@@ -11,8 +11,9 @@ use pyo3::types::PyDict;
 use super::convert::{candle_err, to_py_err, HostArray, IdMatrix};
 use crate::device::{parse_device, parse_dtype};
 use crate::error::Result;
+use crate::models::encoder::from_dir;
 use crate::models::roberta::{
-    from_dir, RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification,
+    RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification,
     RobertaForTokenClassification, RobertaModel,
 };
 
