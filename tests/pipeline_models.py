@@ -64,6 +64,24 @@ def build_xlmr_ner(directory: Path, seed: int = 0) -> Path:
     return _save(transformers.XLMRobertaForTokenClassification(config), directory)
 
 
+def build_nli(directory: Path, family: str, id2label: dict, seed: int = 0) -> Path:
+    """An NLI sequence classifier (labels ``id2label``, and ``label2id`` as NLI checkpoints have
+    it): RoBERTa on the RoBERTa-style BPE, or XLM-RoBERTa on a SentencePiece unigram
+    vocabulary."""
+    labels = dict(id2label=id2label, label2id={label: i for i, label in id2label.items()})
+    if family == "roberta":
+        make_roberta_dir(directory)
+        config = _tiny_encoder_config(transformers.RobertaConfig, ROBERTA_VOCAB, **labels)
+        model_class = transformers.RobertaForSequenceClassification
+    else:
+        make_sentencepiece_dir(directory, "unigram")
+        vocab_size = len(transformers.AutoTokenizer.from_pretrained(directory))
+        config = _tiny_encoder_config(transformers.XLMRobertaConfig, vocab_size, **labels)
+        model_class = transformers.XLMRobertaForSequenceClassification
+    torch.manual_seed(seed)
+    return _save(model_class(config), directory)
+
+
 def build_gpt2(directory: Path, seed: int = 0) -> Path:
     """A GPT-2 with GPT-2's vocabulary (50257) and 32-wide layers."""
     make_gpt2_dir(directory)

@@ -24,6 +24,7 @@ from .fill_mask import FillMaskPipeline
 from .text_classification import TextClassificationPipeline
 from .text_generation import TextGenerationPipeline
 from .token_classification import TokenClassificationPipeline
+from .zero_shot_classification import ZeroShotClassificationPipeline
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -34,6 +35,7 @@ __all__ = [
     "TextClassificationPipeline",
     "TextGenerationPipeline",
     "TokenClassificationPipeline",
+    "ZeroShotClassificationPipeline",
     "pipeline",
 ]
 
@@ -43,6 +45,7 @@ _PIPELINES = {
     "token-classification": (TokenClassificationPipeline, AutoModelForTokenClassification),
     "feature-extraction": (FeatureExtractionPipeline, AutoModel),
     "text-generation": (TextGenerationPipeline, AutoModelForCausalLM),
+    "zero-shot-classification": (ZeroShotClassificationPipeline, AutoModelForSequenceClassification),
 }
 
 _ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification", "embeddings": "feature-extraction"}
@@ -56,6 +59,7 @@ DEFAULT_MODELS = {
     "token-classification": "FacebookAI/xlm-roberta-large-finetuned-conll03-english",
     "feature-extraction": "FacebookAI/xlm-roberta-base",
     "text-generation": "openai-community/gpt2",
+    "zero-shot-classification": "FacebookAI/roberta-large-mnli",
 }
 
 SUPPORTED_TASKS = sorted(list(_PIPELINES) + list(_ALIASES))
@@ -76,7 +80,8 @@ def pipeline(
     Args:
         task: ``"text-classification"`` (alias ``"sentiment-analysis"``), ``"fill-mask"``,
             ``"token-classification"`` (alias ``"ner"``), ``"feature-extraction"`` (alias
-            ``"embeddings"``: mean pooling, L2-normalised) or ``"text-generation"``.
+            ``"embeddings"``: mean pooling, L2-normalised), ``"text-generation"`` or
+            ``"zero-shot-classification"`` (an NLI classifier; ``candidate_labels=``).
         model: a model directory (or anything the model classes' ``from_pretrained`` takes), or
             a loaded candle_port model; defaults to the task's model in ``DEFAULT_MODELS``.
         tokenizer: a ``Tokenizer`` or where to load one from; defaults to ``model``'s own.

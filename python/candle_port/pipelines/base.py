@@ -153,14 +153,29 @@ class Pipeline:
 
     def _forward(self, encodings: List[Dict[str, list]], output: str) -> List[np.ndarray]:
         """The model's ``output`` for each encoding, in order, trimmed to its real tokens when
-        the output is per token."""
-        results: List[Optional[np.ndarray]] = [None] * len(encodings)
+        the output is per token (3-D)."""
+        return [values[0] for values in self._forward_outputs(encodings, (output,))]
+
+    def _forward_outputs(
+        self, encodings: List[Dict[str, list]], outputs: Sequence[str], per_token: Optional[bool] = None
+    ) -> List[List[np.ndarray]]:
+        """The model's ``outputs`` for each encoding, in order, each trimmed to the encoding's
+        real tokens when ``per_token`` (when 3-D if ``None``). ``token_type_ids`` go in when the
+        tokenizer's model takes them and the encodings have them."""
+        results: List[Optional[List[np.ndarray]]] = [None] * len(encodings)
+        with_types = "token_type_ids" in self.tokenizer.model_input_names and "token_type_ids" in encodings[0]
         for chunk in self._batches(encodings):
             rows = [encodings[i]["input_ids"] for i in chunk]
-            values = getattr(self.model(**self._pad(rows)), output)
-            per_token = values.ndim == 3
+            inputs = self._pad(rows)
+            if with_types:
+                inputs["token_type_ids"] = self._pad([encodings[i]["token_type_ids"] for i in chunk])["input_ids"] * inputs["attention_mask"]
+            model_outputs = self.model(**inputs)
+            values = [getattr(model_outputs, name) for name in outputs]
             for row, i in enumerate(chunk):
-                results[i] = values[row, : len(rows[row])] if per_token else values[row]
+                results[i] = [
+                    v[row, : len(rows[row])] if (v.ndim == 3 if per_token is None else per_token) else v[row]
+                    for v in values
+                ]
         return results  # type: ignore[return-value]
 
 
