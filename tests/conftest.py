@@ -36,6 +36,7 @@ _CLASS_SUFFIX = {
     "regression": "ForSequenceClassification",
     "masked-lm": "ForMaskedLM",
     "token-classification": "ForTokenClassification",
+    "question-answering": "ForQuestionAnswering",
 }
 _FAMILY_PREFIX = {"roberta": "Roberta", "xlm-roberta": "XLMRoberta"}
 

@@ -1,6 +1,6 @@
 """Type stubs for the native module (the PyO3 binding layer). Users import `candle_port`."""
 
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -34,8 +34,13 @@ class EncoderModel:
     @property
     def config_json(self) -> str: ...
     def forward(
-        self, input_ids: _Ids, attention_mask: Optional[_Ids] = None, token_type_ids: Optional[_Ids] = None
-    ) -> Dict[str, npt.NDArray[np.float32]]: ...
+        self,
+        input_ids: _Ids,
+        attention_mask: Optional[_Ids] = None,
+        token_type_ids: Optional[_Ids] = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> Dict[str, Union[npt.NDArray[np.float32], Tuple[npt.NDArray[np.float32], ...]]]: ...
 
 class GenerationStream:
     def __iter__(self) -> Iterator[npt.NDArray[np.int64]]: ...
@@ -49,7 +54,13 @@ class GPT2:
     def from_pretrained(path: str, head: str, device: str, dtype: str) -> "GPT2": ...
     @property
     def config_json(self) -> str: ...
-    def forward(self, input_ids: _Ids, attention_mask: Optional[_Ids] = None) -> Dict[str, npt.NDArray[np.float32]]: ...
+    def forward(
+        self,
+        input_ids: _Ids,
+        attention_mask: Optional[_Ids] = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> Dict[str, Union[npt.NDArray[np.float32], Tuple[npt.NDArray[np.float32], ...]]]: ...
     def stream(self, input_ids: _Ids, attention_mask: Optional[_Ids] = None, generation_config: str = "{}") -> GenerationStream: ...
 
 class Tokenizer:

@@ -27,6 +27,10 @@ _MAPPINGS: Dict[str, Dict[str, type]] = {
         "roberta": roberta.RobertaForTokenClassification,
         "xlm-roberta": roberta.XLMRobertaForTokenClassification,
     },
+    "AutoModelForQuestionAnswering": {
+        "roberta": roberta.RobertaForQuestionAnswering,
+        "xlm-roberta": roberta.XLMRobertaForQuestionAnswering,
+    },
 }
 
 # The prefix of an `architectures` entry names the family when `model_type` is absent.
@@ -116,6 +120,12 @@ class AutoModelForTokenClassification(_AutoClass):
     """Token classification heads."""
 
     _name = "AutoModelForTokenClassification"
+
+
+class AutoModelForQuestionAnswering(_AutoClass):
+    """Extractive question answering heads (``start_logits``, ``end_logits``)."""
+
+    _name = "AutoModelForQuestionAnswering"
 
 
 class AutoModelForCausalLM(_AutoClass):

@@ -22,21 +22,36 @@ class GPT2PreTrainedModel(PreTrainedModel):
     _head: str = "base"
     _core_class = _core.GPT2
 
-    def __call__(self, input_ids: Any, attention_mask: Optional[Any] = None) -> ModelOutput:
+    def __call__(
+        self,
+        input_ids: Any,
+        attention_mask: Optional[Any] = None,
+        output_hidden_states: Optional[bool] = None,
+        output_attentions: Optional[bool] = None,
+    ) -> ModelOutput:
         """Runs the model on a whole sequence, with positions ``0..seq`` like transformers.
 
         Args:
             input_ids: ints shaped (batch, seq) (a 1-D sequence is a batch of one).
             attention_mask: 1 for tokens, 0 for padding; same shape. Defaults to all ones.
+            output_hidden_states: also return ``hidden_states``: the embeddings, each block's
+                output but the last, and ``last_hidden_state`` (after ``ln_f``), as
+                transformers does: a tuple of ``n_layer + 1`` (batch, seq, n_embd) arrays.
+            output_attentions: also return ``attentions``: each block's attention
+                probabilities, a tuple of (batch, heads, seq, seq) arrays.
 
         Returns:
             A ``ModelOutput`` of float32 numpy arrays: ``last_hidden_state`` (batch, seq,
             n_embd) for ``GPT2Model``, ``logits`` (batch, seq, vocab_size) for
-            ``GPT2LMHeadModel``.
+            ``GPT2LMHeadModel``; then ``hidden_states`` and ``attentions`` when asked for.
+            Padding positions are computed as transformers computes them (their values carry
+            no meaning).
         """
         outputs = self._core.forward(
             as_id_matrix("input_ids", input_ids),
             optional_id_matrix("attention_mask", attention_mask),
+            output_hidden_states=bool(output_hidden_states),
+            output_attentions=bool(output_attentions),
         )
         return ModelOutput(outputs)
 

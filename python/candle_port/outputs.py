@@ -35,5 +35,11 @@ class ModelOutput(Mapping[str, np.ndarray]):
         return tuple(self._outputs.values())
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}=array(shape={v.shape}, dtype={v.dtype})" for k, v in self._outputs.items())
+        fields = ", ".join(f"{k}={_describe(v)}" for k, v in self._outputs.items())
         return f"{type(self).__name__}({fields})"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, tuple):  # hidden_states, attentions
+        return f"tuple({len(value)} x {_describe(value[0])})" if value else "()"
+    return f"array(shape={value.shape}, dtype={value.dtype})"

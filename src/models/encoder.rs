@@ -16,6 +16,7 @@ use candle_nn::attention::flash_attn_varlen_unfused;
 use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+pub use super::outputs::{HeadOutput, Intermediates, OutputOptions};
 use crate::device::lowest_finite;
 use crate::error::{invalid_file, invalid_input, Error, Result};
 use crate::kernels::activation::HiddenAct;
@@ -301,6 +302,40 @@ impl PackedBatch {
             .reshape((batch, seq_len, width))
     }
 
+    /// Attention probabilities of the padded attention layout, (batch, heads, width, width) with
+    /// each row's tokens first, to the input's layout (batch, heads, seq, seq): zeros on padding
+    /// (queries and keys), as the other per-token outputs.
+    fn unpack_attention(&self, probabilities: &Tensor) -> candle_core::Result<Tensor> {
+        let (_, seq_len) = self.dims;
+        let heads = probabilities.dim(1)?;
+        let (dtype, device) = (probabilities.dtype(), probabilities.device());
+        let index = self.index.to_vec1::<u32>()?;
+        let mut start = 0;
+        let mut rows = Vec::with_capacity(self.lengths.len());
+        for (row, &length) in self.lengths.iter().enumerate() {
+            let n = length as usize;
+            let offset = (row * seq_len) as u32;
+            let columns: Vec<u32> = index[start..start + n]
+                .iter()
+                .map(|&i| i - offset)
+                .collect();
+            start += n;
+            let columns = Tensor::from_vec(columns, n, device)?;
+            let real = probabilities
+                .get(row)?
+                .narrow(1, 0, n)?
+                .narrow(2, 0, n)?
+                .contiguous()?;
+            let queries =
+                Tensor::zeros((heads, seq_len, n), dtype, device)?.index_add(&columns, &real, 1)?;
+            rows.push(
+                Tensor::zeros((heads, seq_len, seq_len), dtype, device)?
+                    .index_add(&columns, &queries, 2)?,
+            );
+        }
+        Tensor::stack(&rows, 0)
+    }
+
     /// The packed rows of each sequence's first token (`<s>`, `[CLS]`), shaped (batch, n).
     pub(crate) fn first_tokens(&self, packed: &Tensor) -> Result<Tensor> {
         if !self.first_is_token {
@@ -336,9 +371,15 @@ enum SequenceAttention {
 }
 
 impl SequenceAttention {
-    /// For `batch`'s sequences on `device`, the model computing in `dtype`.
-    fn new(batch: &PackedBatch, dtype: DType, device: &Device) -> candle_core::Result<Self> {
-        if device.is_cpu() {
+    /// For `batch`'s sequences on `device`, the model computing in `dtype`. `probabilities`:
+    /// the attention probabilities will be asked for, which only the padded layout computes.
+    fn new(
+        batch: &PackedBatch,
+        dtype: DType,
+        device: &Device,
+        probabilities: bool,
+    ) -> candle_core::Result<Self> {
+        if device.is_cpu() && !probabilities {
             Self::packed(&batch.lengths, device)
         } else {
             Self::padded(&batch.lengths, dtype, device)
@@ -373,8 +414,15 @@ impl SequenceAttention {
     }
 
     /// Scaled dot-product attention of each sequence over itself. `qkv`: (total, 3 × hidden)
-    /// packed tokens, query, key and value side by side; returns the context (total, hidden).
-    fn attend(&self, qkv: &Tensor, num_heads: usize) -> candle_core::Result<Tensor> {
+    /// packed tokens, query, key and value side by side; returns the context (total, hidden)
+    /// and, with `keep_probabilities` (padded layout only), the attention probabilities
+    /// (batch, heads, width, width), each row's tokens first.
+    fn attend(
+        &self,
+        qkv: &Tensor,
+        num_heads: usize,
+        keep_probabilities: bool,
+    ) -> candle_core::Result<(Tensor, Option<Tensor>)> {
         let (total, width3) = qkv.dims2()?;
         let hidden = width3 / 3;
         let head_dim = hidden / num_heads;
@@ -385,9 +433,15 @@ impl SequenceAttention {
                 let qkv = qkv.reshape((total, 3, num_heads, head_dim))?;
                 let part = |i: usize| qkv.narrow(1, i, 1)?.squeeze(1);
                 let (q, k, v) = (part(0)?, part(1)?, part(2)?);
+                if keep_probabilities {
+                    candle_core::bail!("the per-sequence attention keeps no probabilities");
+                }
                 let (s, n, scale) = (lengths, *max_len, scale as f32);
-                flash_attn_varlen_unfused(&q, &k, &v, None, s, s, n, n, scale, false, None, None)?
-                    .reshape((total, hidden))
+                let context = flash_attn_varlen_unfused(
+                    &q, &k, &v, None, s, s, n, n, scale, false, None, None,
+                )?
+                .reshape((total, hidden))?;
+                Ok((context, None))
             }
             Self::Padded {
                 index,
@@ -403,11 +457,13 @@ impl SequenceAttention {
                 let k = padded.get(1)?.contiguous()?;
                 let v = padded.get(2)?.contiguous()?;
                 let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(key_bias)?;
-                candle_nn::ops::softmax_last_dim(&scores)?
+                let probabilities = candle_nn::ops::softmax_last_dim(&scores)?;
+                let context = probabilities
                     .matmul(&v)?
                     .transpose(1, 2)?
                     .reshape((batch * width, hidden))?
-                    .index_select(index, 0)
+                    .index_select(index, 0)?;
+                Ok((context, keep_probabilities.then_some(probabilities)))
             }
         }
     }
@@ -522,11 +578,20 @@ impl Attention {
         })
     }
 
-    /// `xs`: (total, hidden) packed tokens; each sequence attends to itself only.
-    fn forward(&self, xs: &Tensor, attention: &SequenceAttention) -> candle_core::Result<Tensor> {
-        let context = attention.attend(&self.qkv.forward(xs)?, self.num_heads)?;
-        self.layer_norm
-            .forward(&(self.output.forward(&context)? + xs)?)
+    /// `xs`: (total, hidden) packed tokens; each sequence attends to itself only. With
+    /// `keep_probabilities`, also the attention probabilities (see `SequenceAttention`).
+    fn forward(
+        &self,
+        xs: &Tensor,
+        attention: &SequenceAttention,
+        keep_probabilities: bool,
+    ) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+        let (context, probabilities) =
+            attention.attend(&self.qkv.forward(xs)?, self.num_heads, keep_probabilities)?;
+        let xs = self
+            .layer_norm
+            .forward(&(self.output.forward(&context)? + xs)?)?;
+        Ok((xs, probabilities))
     }
 }
 
@@ -551,11 +616,18 @@ impl Layer {
         })
     }
 
-    fn forward(&self, xs: &Tensor, attention: &SequenceAttention) -> candle_core::Result<Tensor> {
-        let xs = self.attention.forward(xs, attention)?;
+    fn forward(
+        &self,
+        xs: &Tensor,
+        attention: &SequenceAttention,
+        keep_probabilities: bool,
+    ) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+        let (xs, probabilities) = self.attention.forward(xs, attention, keep_probabilities)?;
         let hidden = self.intermediate.forward(&xs)?;
-        self.layer_norm
-            .forward(&(self.output.forward(&hidden)? + xs)?)
+        let xs = self
+            .layer_norm
+            .forward(&(self.output.forward(&hidden)? + xs)?)?;
+        Ok((xs, probabilities))
     }
 }
 
@@ -563,6 +635,15 @@ impl Layer {
 pub struct EncoderOutput {
     pub last_hidden_state: Tensor,
     pub pooler_output: Option<Tensor>,
+    pub intermediates: Intermediates,
+}
+
+/// The encoder's output for a packed batch: the last layer's packed tokens (total, hidden), and
+/// the intermediate outputs asked for.
+pub(crate) struct Encoded {
+    pub batch: PackedBatch,
+    pub hidden: Tensor,
+    pub intermediates: Intermediates,
 }
 
 /// The base model (`RobertaModel`, ...): embeddings, encoder and, when the checkpoint has one,
@@ -651,9 +732,13 @@ impl<F: Family> BaseModel<F> {
         input_ids: &Tensor,
         attention_mask: Option<&Tensor>,
         token_type_ids: Option<&Tensor>,
+        options: OutputOptions,
     ) -> Result<EncoderOutput> {
-        let batch = PackedBatch::new(&self.config, input_ids, attention_mask, token_type_ids)?;
-        let hidden = self.encode(&batch)?;
+        let Encoded {
+            batch,
+            hidden,
+            intermediates,
+        } = self.encode_inputs(input_ids, attention_mask, token_type_ids, options)?;
         let pooler_output = match &self.pooler {
             Some(pooler) => Some(pooler.forward(&batch.first_tokens(&hidden)?)?.tanh()?),
             None => None,
@@ -661,17 +746,41 @@ impl<F: Family> BaseModel<F> {
         Ok(EncoderOutput {
             last_hidden_state: batch.unpack(&hidden)?,
             pooler_output,
+            intermediates,
         })
     }
 
-    /// The encoder's output for the packed tokens, (total, hidden).
-    fn encode(&self, batch: &PackedBatch) -> candle_core::Result<Tensor> {
+    /// The encoder's output for the packed tokens, (total, hidden), and the intermediate
+    /// outputs `options` asks for.
+    fn encode(
+        &self,
+        batch: &PackedBatch,
+        options: OutputOptions,
+    ) -> candle_core::Result<(Tensor, Intermediates)> {
         let mut xs = self.embeddings.forward(batch)?;
-        let attention = SequenceAttention::new(batch, xs.dtype(), xs.device())?;
+        let attention = SequenceAttention::new(batch, xs.dtype(), xs.device(), options.attentions)?;
+        let mut hidden_states = options.hidden_states.then(Vec::new);
+        let mut attentions = options.attentions.then(Vec::new);
         for layer in &self.layers {
-            xs = layer.forward(&xs, &attention)?;
+            if let Some(states) = hidden_states.as_mut() {
+                states.push(batch.unpack(&xs)?);
+            }
+            let probabilities;
+            (xs, probabilities) = layer.forward(&xs, &attention, options.attentions)?;
+            if let (Some(attentions), Some(probabilities)) = (attentions.as_mut(), probabilities) {
+                attentions.push(batch.unpack_attention(&probabilities)?);
+            }
         }
-        Ok(xs)
+        if let Some(states) = hidden_states.as_mut() {
+            states.push(batch.unpack(&xs)?);
+        }
+        Ok((
+            xs,
+            Intermediates {
+                hidden_states,
+                attentions,
+            },
+        ))
     }
 
     /// Packs the inputs and runs the encoder; heads use this.
@@ -680,10 +789,15 @@ impl<F: Family> BaseModel<F> {
         input_ids: &Tensor,
         attention_mask: Option<&Tensor>,
         token_type_ids: Option<&Tensor>,
-    ) -> Result<(PackedBatch, Tensor)> {
+        options: OutputOptions,
+    ) -> Result<Encoded> {
         let batch = PackedBatch::new(&self.config, input_ids, attention_mask, token_type_ids)?;
-        let hidden = self.encode(&batch)?;
-        Ok((batch, hidden))
+        let (hidden, intermediates) = self.encode(&batch, options)?;
+        Ok(Encoded {
+            batch,
+            hidden,
+            intermediates,
+        })
     }
 }
 
@@ -717,6 +831,64 @@ pub(crate) fn load_masked_lm_decoder<F: Family>(
     Ok((decoder, word_embeddings))
 }
 
+/// `…ForQuestionAnswering` (extractive QA, as trained on SQuAD): `qa_outputs`, a linear layer
+/// that gives every token a start and an end logit.
+pub struct ForQuestionAnswering<F: Family> {
+    base: BaseModel<F>,
+    qa_outputs: Linear,
+}
+
+/// Outputs of a question-answering head, named as in transformers'
+/// `QuestionAnsweringModelOutput`.
+pub struct QuestionAnsweringOutput {
+    /// (batch, seq), zero on padding.
+    pub start_logits: Tensor,
+    /// (batch, seq), zero on padding.
+    pub end_logits: Tensor,
+    pub intermediates: Intermediates,
+}
+
+impl<F: Family> ForQuestionAnswering<F> {
+    /// `mapped`: as for `BaseModel::load`. `qa_outputs` must have two outputs (start, end), as
+    /// transformers' heads need.
+    pub fn load(
+        vb: VarBuilder,
+        cfg: &EncoderConfig<F>,
+        mapped: Option<&MappedSafetensors>,
+    ) -> candle_core::Result<Self> {
+        Ok(Self {
+            base: BaseModel::load_from_checkpoint(&vb, cfg, false, mapped)?,
+            qa_outputs: Linear::load(cfg.hidden_size, 2, vb.pp("qa_outputs"))?,
+        })
+    }
+
+    pub fn config(&self) -> &EncoderConfig<F> {
+        self.base.config()
+    }
+
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        token_type_ids: Option<&Tensor>,
+        options: OutputOptions,
+    ) -> Result<QuestionAnsweringOutput> {
+        let Encoded {
+            batch,
+            hidden,
+            intermediates,
+        } = self
+            .base
+            .encode_inputs(input_ids, attention_mask, token_type_ids, options)?;
+        let logits = batch.unpack(&self.qa_outputs.forward(&hidden)?)?;
+        Ok(QuestionAnsweringOutput {
+            start_logits: logits.get_on_dim(2, 0)?,
+            end_logits: logits.get_on_dim(2, 1)?,
+            intermediates,
+        })
+    }
+}
+
 /// Loads a head from a model directory: config, weights, and errors that name the file. On the
 /// CPU, `load` is given the mapped safetensors files (see `BaseModel::load`).
 pub fn from_dir<F: Family, M>(
@@ -746,9 +918,11 @@ mod tests {
         let (lengths, heads, head_dim) = ([5u32, 1, 7, 3], 3, 5);
         let total = lengths.iter().sum::<u32>() as usize;
         let qkv = Tensor::randn(0f32, 1.0, (total, 3 * heads * head_dim), &Device::Cpu)?;
-        let expected = SequenceAttention::packed(&lengths, &Device::Cpu)?.attend(&qkv, heads)?;
+        let expected = SequenceAttention::packed(&lengths, &Device::Cpu)?
+            .attend(&qkv, heads, false)?
+            .0;
         let padded = SequenceAttention::padded(&lengths, DType::F32, &Device::Cpu)?;
-        let diff = (padded.attend(&qkv, heads)? - &expected)?
+        let diff = (padded.attend(&qkv, heads, false)?.0 - &expected)?
             .abs()?
             .max_all()?;
         assert!(diff.to_scalar::<f32>()? < 1e-5);
@@ -756,7 +930,8 @@ mod tests {
         for (dtype, tolerance) in [(DType::F16, 1e-2), (DType::BF16, 5e-2)] {
             let padded = SequenceAttention::padded(&lengths, dtype, &Device::Cpu)?;
             let context = padded
-                .attend(&qkv.to_dtype(dtype)?, heads)?
+                .attend(&qkv.to_dtype(dtype)?, heads, false)?
+                .0
                 .to_dtype(DType::F32)?;
             let diff = (context - &expected)?
                 .abs()?

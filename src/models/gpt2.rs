@@ -12,6 +12,7 @@ use candle_nn::kv_cache::KvCache;
 use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use super::outputs::{HeadOutput, Intermediates, OutputOptions};
 use crate::device::lowest_finite;
 use crate::error::{invalid_file, invalid_input, Error, Result};
 use crate::kernels::activation::HiddenAct;
@@ -156,12 +157,14 @@ impl Attention {
     }
 
     /// `bias` is additive, shaped (batch, 1, seq, keys); `cache` holds the earlier keys/values.
+    /// With `keep_probabilities`, also the attention probabilities (batch, heads, seq, keys).
     fn forward(
         &self,
         xs: &Tensor,
         bias: &Tensor,
         cache: Option<&mut KvCache>,
-    ) -> candle_core::Result<Tensor> {
+        keep_probabilities: bool,
+    ) -> candle_core::Result<(Tensor, Option<Tensor>)> {
         let (b, s, e) = xs.dims3()?;
         // (b, s, 3, heads, head_dim) → q, k, v shaped (b, heads, s, head_dim)
         let qkv = self
@@ -179,7 +182,10 @@ impl Attention {
         let scores = (q.matmul(&k.t()?)? * self.scale)?.broadcast_add(bias)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, e))?;
-        self.c_proj.forward(&context)
+        Ok((
+            self.c_proj.forward(&context)?,
+            keep_probabilities.then_some(probs),
+        ))
     }
 }
 
@@ -228,9 +234,16 @@ impl Block {
         xs: &Tensor,
         bias: &Tensor,
         cache: Option<&mut KvCache>,
-    ) -> candle_core::Result<Tensor> {
-        let xs = (self.attn.forward(&self.ln_1.forward(xs)?, bias, cache)? + xs)?;
-        self.mlp.forward(&self.ln_2.forward(&xs)?)? + xs
+        keep_probabilities: bool,
+    ) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+        let (attended, probabilities) =
+            self.attn
+                .forward(&self.ln_1.forward(xs)?, bias, cache, keep_probabilities)?;
+        let xs = (attended + xs)?;
+        Ok((
+            (self.mlp.forward(&self.ln_2.forward(&xs)?)? + xs)?,
+            probabilities,
+        ))
     }
 }
 
@@ -357,8 +370,16 @@ impl GPT2Model {
     }
 
     /// `input_ids` (u32, batch × seq) with transformers' default positions `0..seq`;
-    /// `attention_mask` is 1 for tokens and 0 for padding. Returns `last_hidden_state`.
-    pub fn forward(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor> {
+    /// `attention_mask` is 1 for tokens and 0 for padding. Returns `last_hidden_state` and the
+    /// intermediate outputs `options` asks for: `hidden_states` are the embeddings, each
+    /// block's output but the last, and `last_hidden_state`, as in transformers. Every position
+    /// is computed, padding included, with transformers' masks.
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        options: OutputOptions,
+    ) -> Result<(Tensor, Intermediates)> {
         let (batch, seq_len) = validate_inputs(&self.config, input_ids, attention_mask)?;
         let mask = match attention_mask {
             Some(mask) => mask.to_vec2::<u32>()?,
@@ -367,7 +388,7 @@ impl GPT2Model {
         let positions = Tensor::arange(0u32, seq_len as u32, self.device())?
             .unsqueeze(0)?
             .repeat((batch, 1))?;
-        Ok(self.hidden_states(input_ids, &positions, &mask, None)?)
+        Ok(self.run(input_ids, &positions, &mask, None, options)?)
     }
 
     /// Runs the blocks on `input_ids` at `positions`. `attention_mask` covers the cached
@@ -379,25 +400,49 @@ impl GPT2Model {
         attention_mask: &[Vec<u32>],
         cache: Option<&mut Gpt2Cache>,
     ) -> candle_core::Result<Tensor> {
+        let options = OutputOptions::default();
+        Ok(self
+            .run(input_ids, positions, attention_mask, cache, options)?
+            .0)
+    }
+
+    /// `hidden_states`, and the intermediate outputs `options` asks for.
+    fn run(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        attention_mask: &[Vec<u32>],
+        mut cache: Option<&mut Gpt2Cache>,
+        options: OutputOptions,
+    ) -> candle_core::Result<(Tensor, Intermediates)> {
         let (batch, seq_len) = input_ids.dims2()?;
         let keys = attention_mask.first().map_or(0, Vec::len);
         let bias = causal_bias_values(attention_mask, seq_len, lowest_finite(self.dtype));
         let bias = Tensor::from_vec(bias, (batch, 1, seq_len, keys), self.device())?
             .to_dtype(self.dtype)?;
         let mut xs = (self.wte.forward(input_ids)? + self.wpe.forward(positions)?)?;
-        match cache {
-            Some(cache) => {
-                for (block, layer_cache) in self.h.iter().zip(cache.layers.iter_mut()) {
-                    xs = block.forward(&xs, &bias, Some(layer_cache))?;
-                }
+        let mut hidden_states = options.hidden_states.then(Vec::new);
+        let mut attentions = options.attentions.then(Vec::new);
+        for (i, block) in self.h.iter().enumerate() {
+            if let Some(states) = hidden_states.as_mut() {
+                states.push(xs.clone());
             }
-            None => {
-                for block in &self.h {
-                    xs = block.forward(&xs, &bias, None)?;
-                }
+            let layer_cache = cache.as_mut().map(|cache| &mut cache.layers[i]);
+            let probabilities;
+            (xs, probabilities) = block.forward(&xs, &bias, layer_cache, options.attentions)?;
+            if let (Some(attentions), Some(probabilities)) = (attentions.as_mut(), probabilities) {
+                attentions.push(probabilities);
             }
         }
-        self.ln_f.forward(&xs)
+        let xs = self.ln_f.forward(&xs)?;
+        if let Some(states) = hidden_states.as_mut() {
+            states.push(xs.clone());
+        }
+        let intermediates = Intermediates {
+            hidden_states,
+            attentions,
+        };
+        Ok((xs, intermediates))
     }
 }
 
@@ -433,9 +478,19 @@ impl GPT2LMHeadModel {
     }
 
     /// Logits shaped (batch, seq, vocab_size); see `GPT2Model::forward`.
-    pub fn forward(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor> {
-        let hidden = self.transformer.forward(input_ids, attention_mask)?;
-        Ok(self.lm_head.forward(&hidden)?)
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        options: OutputOptions,
+    ) -> Result<HeadOutput> {
+        let (hidden, intermediates) =
+            self.transformer
+                .forward(input_ids, attention_mask, options)?;
+        Ok(HeadOutput {
+            logits: self.lm_head.forward(&hidden)?,
+            intermediates,
+        })
     }
 
     /// One decoding step: runs the new `input_ids` (batch × new) at `positions` through the

@@ -2,4 +2,5 @@
 
 pub mod encoder;
 pub mod gpt2;
+pub mod outputs;
 pub mod roberta;

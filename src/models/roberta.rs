@@ -8,7 +8,10 @@
 use candle_core::{Module, Tensor};
 use candle_nn::{layer_norm, LayerNorm, VarBuilder};
 
-use super::encoder::{base_model_vb, load_masked_lm_decoder, BaseModel, EncoderConfig, Family};
+use super::encoder::{
+    base_model_vb, load_masked_lm_decoder, BaseModel, Encoded, EncoderConfig, Family,
+    ForQuestionAnswering, HeadOutput, OutputOptions,
+};
 use crate::error::Result;
 use crate::linear::Linear;
 use crate::weights::MappedSafetensors;
@@ -88,12 +91,20 @@ impl RobertaForSequenceClassification {
         input_ids: &Tensor,
         attention_mask: Option<&Tensor>,
         token_type_ids: Option<&Tensor>,
-    ) -> Result<Tensor> {
-        let (batch, hidden) =
-            self.roberta
-                .encode_inputs(input_ids, attention_mask, token_type_ids)?;
+        options: OutputOptions,
+    ) -> Result<HeadOutput> {
+        let Encoded {
+            batch,
+            hidden,
+            intermediates,
+        } = self
+            .roberta
+            .encode_inputs(input_ids, attention_mask, token_type_ids, options)?;
         let pooled = self.dense.forward(&batch.first_tokens(&hidden)?)?.tanh()?;
-        Ok(self.out_proj.forward(&pooled)?)
+        Ok(HeadOutput {
+            logits: self.out_proj.forward(&pooled)?,
+            intermediates,
+        })
     }
 }
 
@@ -131,13 +142,21 @@ impl RobertaForMaskedLM {
         input_ids: &Tensor,
         attention_mask: Option<&Tensor>,
         token_type_ids: Option<&Tensor>,
-    ) -> Result<Tensor> {
-        let (batch, hidden) =
-            self.roberta
-                .encode_inputs(input_ids, attention_mask, token_type_ids)?;
+        options: OutputOptions,
+    ) -> Result<HeadOutput> {
+        let Encoded {
+            batch,
+            hidden,
+            intermediates,
+        } = self
+            .roberta
+            .encode_inputs(input_ids, attention_mask, token_type_ids, options)?;
         let xs = self.dense.forward(&hidden)?.gelu_erf()?;
         let xs = self.layer_norm.forward(&xs)?;
-        Ok(batch.unpack(&self.decoder.forward(&xs)?)?)
+        Ok(HeadOutput {
+            logits: batch.unpack(&self.decoder.forward(&xs)?)?,
+            intermediates,
+        })
     }
 }
 
@@ -170,19 +189,31 @@ impl RobertaForTokenClassification {
         input_ids: &Tensor,
         attention_mask: Option<&Tensor>,
         token_type_ids: Option<&Tensor>,
-    ) -> Result<Tensor> {
-        let (batch, hidden) =
-            self.roberta
-                .encode_inputs(input_ids, attention_mask, token_type_ids)?;
-        Ok(batch.unpack(&self.classifier.forward(&hidden)?)?)
+        options: OutputOptions,
+    ) -> Result<HeadOutput> {
+        let Encoded {
+            batch,
+            hidden,
+            intermediates,
+        } = self
+            .roberta
+            .encode_inputs(input_ids, attention_mask, token_type_ids, options)?;
+        Ok(HeadOutput {
+            logits: batch.unpack(&self.classifier.forward(&hidden)?)?,
+            intermediates,
+        })
     }
 }
+
+/// `RobertaForQuestionAnswering`: start and end logits per token (`qa_outputs`).
+pub type RobertaForQuestionAnswering = ForQuestionAnswering<Roberta>;
 
 /// XLM-RoBERTa is RoBERTa with another vocabulary; transformers' classes are copies.
 pub type XLMRobertaModel = RobertaModel;
 pub type XLMRobertaForSequenceClassification = RobertaForSequenceClassification;
 pub type XLMRobertaForMaskedLM = RobertaForMaskedLM;
 pub type XLMRobertaForTokenClassification = RobertaForTokenClassification;
+pub type XLMRobertaForQuestionAnswering = RobertaForQuestionAnswering;
 
 #[cfg(test)]
 mod tests {

@@ -7,8 +7,10 @@ use pyo3::exceptions::{
     PyValueError,
 };
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::error::Error;
+use crate::models::outputs::Intermediates;
 
 /// Raises the Python exception that matches the kind of error.
 pub fn to_py_err(err: Error) -> PyErr {
@@ -74,5 +76,54 @@ impl HostArray {
     pub fn into_numpy(self, py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
         let flat = PyArray1::from_vec(py, self.values);
         Ok(flat.reshape(self.dims)?.into_any())
+    }
+}
+
+/// A model's outputs by transformers' names, copied to the host: arrays, and tuples of arrays
+/// (`hidden_states`, `attentions`).
+#[derive(Default)]
+pub struct HostOutputs {
+    entries: Vec<(&'static str, Vec<HostArray>, bool)>,
+}
+
+impl HostOutputs {
+    pub fn array(mut self, name: &'static str, tensor: &Tensor) -> candle_core::Result<Self> {
+        self.entries
+            .push((name, vec![HostArray::from_tensor(tensor)?], false));
+        Ok(self)
+    }
+
+    /// Adds `hidden_states` and `attentions` when they were computed.
+    pub fn intermediates(mut self, intermediates: &Intermediates) -> candle_core::Result<Self> {
+        for (name, tensors) in [
+            ("hidden_states", &intermediates.hidden_states),
+            ("attentions", &intermediates.attentions),
+        ] {
+            if let Some(tensors) = tensors {
+                let arrays = tensors
+                    .iter()
+                    .map(HostArray::from_tensor)
+                    .collect::<candle_core::Result<_>>()?;
+                self.entries.push((name, arrays, true));
+            }
+        }
+        Ok(self)
+    }
+
+    /// {name: float32 array, or tuple of float32 arrays}, in the order they were added.
+    pub fn into_dict(self, py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+        let dict = PyDict::new(py);
+        for (name, arrays, is_tuple) in self.entries {
+            let arrays = arrays
+                .into_iter()
+                .map(|a| a.into_numpy(py))
+                .collect::<PyResult<Vec<_>>>()?;
+            if is_tuple {
+                dict.set_item(name, PyTuple::new(py, arrays)?)?;
+            } else if let Some(array) = arrays.into_iter().next() {
+                dict.set_item(name, array)?;
+            }
+        }
+        Ok(dict)
     }
 }

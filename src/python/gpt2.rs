@@ -9,11 +9,12 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::convert::{candle_err, to_py_err, HostArray, IdMatrix};
+use super::convert::{candle_err, to_py_err, HostOutputs, IdMatrix};
 use crate::device::{parse_device, parse_dtype};
 use crate::error::{invalid_input, Result};
 use crate::generation::{GenerationConfig, Generator};
 use crate::models::gpt2::{from_dir, GPT2Config, GPT2LMHeadModel, GPT2Model};
+use crate::models::outputs::OutputOptions;
 
 enum Head {
     Base(Box<GPT2Model>),
@@ -91,32 +92,48 @@ impl GPT2 {
         serde_json::to_string(self.head.config()).map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
-    /// Runs the model on int64 (batch, seq) arrays; returns {output name: float32 array}.
-    #[pyo3(signature = (input_ids, attention_mask=None))]
+    /// Runs the model on int64 (batch, seq) arrays; returns {output name: float32 array, or
+    /// a tuple of them for "hidden_states" / "attentions" when asked for}.
+    #[pyo3(signature = (input_ids, attention_mask=None, output_hidden_states=false, output_attentions=false))]
     fn forward<'py>(
         &self,
         py: Python<'py>,
         input_ids: PyReadonlyArray2<'py, i64>,
         attention_mask: Option<PyReadonlyArray2<'py, i64>>,
+        output_hidden_states: bool,
+        output_attentions: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let options = OutputOptions {
+            hidden_states: output_hidden_states,
+            attentions: output_attentions,
+        };
         let ids = IdMatrix::from_numpy("input_ids", &input_ids)?;
         let mask = attention_mask
             .map(|a| IdMatrix::from_numpy("attention_mask", &a))
             .transpose()?;
-        let (name, output) = py.detach(|| -> PyResult<(&str, HostArray)> {
+        let outputs = py.detach(|| -> PyResult<HostOutputs> {
             let to_tensor = |m: &IdMatrix| m.to_tensor(&self.device).map_err(candle_err);
             let ids = to_tensor(&ids)?;
             let mask = mask.as_ref().map(to_tensor).transpose()?;
-            let (name, output) = match &self.head {
-                Head::Base(m) => ("last_hidden_state", m.forward(&ids, mask.as_ref())),
-                Head::CausalLm(m) => ("logits", m.forward(&ids, mask.as_ref())),
+            let outputs = HostOutputs::default();
+            let outputs = match &self.head {
+                Head::Base(m) => {
+                    let (hidden, intermediates) =
+                        m.forward(&ids, mask.as_ref(), options).map_err(to_py_err)?;
+                    outputs
+                        .array("last_hidden_state", &hidden)
+                        .and_then(|o| o.intermediates(&intermediates))
+                }
+                Head::CausalLm(m) => {
+                    let out = m.forward(&ids, mask.as_ref(), options).map_err(to_py_err)?;
+                    outputs
+                        .array("logits", &out.logits)
+                        .and_then(|o| o.intermediates(&out.intermediates))
+                }
             };
-            let output = output.map_err(to_py_err)?;
-            Ok((name, HostArray::from_tensor(&output).map_err(candle_err)?))
+            outputs.map_err(candle_err)
         })?;
-        let dict = PyDict::new(py);
-        dict.set_item(name, output.into_numpy(py)?)?;
-        Ok(dict)
+        outputs.into_dict(py)
     }
 
     /// Starts a generation; `generation_config` is the JSON of the Python `GenerationConfig`'s
