@@ -22,6 +22,7 @@ _ROBERTA_HEADS = {
     "masked-lm": (transformers.RobertaForMaskedLM, {}),
     "ner": (transformers.RobertaForTokenClassification, dict(id2label=dict(enumerate(NER_LABELS)))),
     "base": (transformers.RobertaModel, {}),
+    "qa": (transformers.RobertaForQuestionAnswering, {}),
 }
 
 
@@ -47,7 +48,7 @@ def _save(model: torch.nn.Module, directory: Path) -> Path:
 
 
 def build_roberta(head: str, directory: Path, seed: int = 0) -> Path:
-    """A RoBERTa `head` ("classifier", "regression", "masked-lm", "ner", "base") with the
+    """A RoBERTa `head` ("classifier", "regression", "masked-lm", "ner", "base", "qa") with the
     RoBERTa-style tokenizer, saved in `directory`."""
     make_roberta_dir(directory)
     model_class, labels = _ROBERTA_HEADS[head]
@@ -62,6 +63,20 @@ def build_xlmr_ner(directory: Path, seed: int = 0) -> Path:
     config = _tiny_encoder_config(transformers.XLMRobertaConfig, vocab_size, id2label=dict(enumerate(NER_LABELS)))
     torch.manual_seed(seed)
     return _save(transformers.XLMRobertaForTokenClassification(config), directory)
+
+
+def build_xlmr_qa(directory: Path, seed: int = 0) -> Path:
+    """An XLM-RoBERTa question-answering head on a SentencePiece unigram vocabulary, saved as
+    transformers 5's tokenizer.json too: transformers 4.57 (the QA pipeline's reference) builds
+    another tokenizer from sentencepiece.bpe.model alone (offsets that take in the space before
+    a word), while both load tokenizer.json the same (transformers 5's tokenizer_config.json is
+    not for 4.57, so only tokenizer.json is written)."""
+    make_sentencepiece_dir(directory, "unigram")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(directory)
+    tokenizer.backend_tokenizer.save(str(directory / "tokenizer.json"))
+    vocab_size = len(tokenizer)
+    torch.manual_seed(seed)
+    return _save(transformers.XLMRobertaForQuestionAnswering(_tiny_encoder_config(transformers.XLMRobertaConfig, vocab_size)), directory)
 
 
 def build_nli(directory: Path, family: str, id2label: dict, seed: int = 0) -> Path:

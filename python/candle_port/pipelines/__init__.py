@@ -14,6 +14,7 @@ from ..auto import (
     AutoModel,
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
+    AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
 )
@@ -21,6 +22,7 @@ from ..tokenization import Tokenizer
 from .base import Pipeline
 from .feature_extraction import FeatureExtractionPipeline
 from .fill_mask import FillMaskPipeline
+from .question_answering import QuestionAnsweringPipeline
 from .text_classification import TextClassificationPipeline
 from .text_generation import TextGenerationPipeline
 from .token_classification import TokenClassificationPipeline
@@ -32,6 +34,7 @@ __all__ = [
     "FeatureExtractionPipeline",
     "FillMaskPipeline",
     "Pipeline",
+    "QuestionAnsweringPipeline",
     "TextClassificationPipeline",
     "TextGenerationPipeline",
     "TokenClassificationPipeline",
@@ -46,6 +49,7 @@ _PIPELINES = {
     "feature-extraction": (FeatureExtractionPipeline, AutoModel),
     "text-generation": (TextGenerationPipeline, AutoModelForCausalLM),
     "zero-shot-classification": (ZeroShotClassificationPipeline, AutoModelForSequenceClassification),
+    "question-answering": (QuestionAnsweringPipeline, AutoModelForQuestionAnswering),
 }
 
 _ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification", "embeddings": "feature-extraction"}
@@ -60,6 +64,7 @@ DEFAULT_MODELS = {
     "feature-extraction": "FacebookAI/xlm-roberta-base",
     "text-generation": "openai-community/gpt2",
     "zero-shot-classification": "FacebookAI/roberta-large-mnli",
+    "question-answering": "deepset/roberta-base-squad2",
 }
 
 SUPPORTED_TASKS = sorted(list(_PIPELINES) + list(_ALIASES))
@@ -80,8 +85,9 @@ def pipeline(
     Args:
         task: ``"text-classification"`` (alias ``"sentiment-analysis"``), ``"fill-mask"``,
             ``"token-classification"`` (alias ``"ner"``), ``"feature-extraction"`` (alias
-            ``"embeddings"``: mean pooling, L2-normalised), ``"text-generation"`` or
-            ``"zero-shot-classification"`` (an NLI classifier; ``candidate_labels=``).
+            ``"embeddings"``: mean pooling, L2-normalised), ``"text-generation"``,
+            ``"zero-shot-classification"`` (an NLI classifier; ``candidate_labels=``) or
+            ``"question-answering"`` (extractive; ``question=``, ``context=``).
         model: a model directory (or anything the model classes' ``from_pretrained`` takes), or
             a loaded candle_port model; defaults to the task's model in ``DEFAULT_MODELS``.
         tokenizer: a ``Tokenizer`` or where to load one from; defaults to ``model``'s own.

@@ -85,9 +85,10 @@ class Pipeline:
         accepted = inspect.signature(self._run).parameters
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
             return  # the rest goes on to a callee that checks it (e.g. generation options)
-        unknown = sorted(set(parameters) - set(accepted))
+        options = list(accepted)[1:]  # the first takes the inputs
+        unknown = sorted(set(parameters) - set(options))
         if unknown:
-            names = ", ".join(name for name in accepted if name != "texts")
+            names = ", ".join(options)
             raise TypeError(f"{self.task} got unexpected parameter(s) {', '.join(unknown)}; it takes: {names}")
 
     def _run(self, texts: List[str], **parameters: Any) -> List[Any]:
