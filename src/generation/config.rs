@@ -168,11 +168,16 @@ mod tests {
         let config = |json| GenerationConfig::from_json(json).unwrap();
         assert_eq!(config("{}").new_tokens(5, 1024).unwrap(), 20);
         assert_eq!(config("{}").new_tokens(1014, 1024).unwrap(), 10);
-        assert_eq!(config(r#"{"max_length": 12}"#).new_tokens(5, 1024).unwrap(), 7);
+        assert_eq!(
+            config(r#"{"max_length": 12}"#).new_tokens(5, 1024).unwrap(),
+            7
+        );
         assert!(config(r#"{"max_length": 5}"#).new_tokens(5, 1024).is_err());
         let both = config(r#"{"max_length": 12, "max_new_tokens": 3}"#);
         assert_eq!(both.new_tokens(5, 1024).unwrap(), 3);
-        assert!(config(r#"{"max_new_tokens": 30}"#).new_tokens(1000, 1024).is_err());
+        assert!(config(r#"{"max_new_tokens": 30}"#)
+            .new_tokens(1000, 1024)
+            .is_err());
         assert_eq!(config(r#"{"top_k": 0}"#).top_k_filter(), None);
         assert_eq!(config("{}").top_k_filter(), Some(50));
     }
