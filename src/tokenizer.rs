@@ -17,6 +17,7 @@ use tokenizers::{Decoder, Encoding, PostProcessor, PostProcessorWrapper};
 
 pub use config::{Family, Side, SpecialTokens, TokenizerConfig};
 
+use crate::chat::ChatTemplates;
 use crate::error::{invalid_input, Error, Result};
 use crate::weights::model_dir;
 
@@ -60,6 +61,7 @@ pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     post_processor: Option<PostProcessorWrapper>,
     config: TokenizerConfig,
+    chat_templates: ChatTemplates,
 }
 
 impl Tokenizer {
@@ -92,6 +94,7 @@ impl Tokenizer {
             inner,
             post_processor,
             config,
+            chat_templates: ChatTemplates::from_dir(dir)?,
         })
     }
 
@@ -293,8 +296,14 @@ impl Tokenizer {
         &self.config.model_input_names
     }
 
-    /// Writes `tokenizer.json` and a `tokenizer_config.json` (special tokens, length limit,
-    /// padding side) into `dir`, which transformers' `AutoTokenizer` loads as it is.
+    /// The chat templates the model directory ships.
+    pub fn chat_templates(&self) -> &ChatTemplates {
+        &self.chat_templates
+    }
+
+    /// Writes `tokenizer.json`, a `tokenizer_config.json` (special tokens, length limit,
+    /// padding side) and the chat templates into `dir`, which transformers' `AutoTokenizer`
+    /// loads as it is.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::InvalidInput(format!("cannot create {}: {e}", dir.display())))?;
@@ -309,7 +318,8 @@ impl Tokenizer {
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
         std::fs::write(&config_path, text).map_err(|e| {
             Error::InvalidInput(format!("cannot write {}: {e}", config_path.display()))
-        })
+        })?;
+        self.chat_templates.save(dir)
     }
 
     fn tokenizer_config_json(&self) -> serde_json::Value {
