@@ -62,8 +62,8 @@ pub fn download(repo_id: &str, filename: &str, opts: &HubOptions) -> Result<Path
     hub.fetch(repo_id, &hub.revision, filename)
 }
 
-/// Downloads the files a model needs (config.json, its weights and the tokenizer files the repo
-/// has) and returns the snapshot directory, usable as a local model directory.
+/// Downloads the files a model needs (config.json, its weights, and the generation config and
+/// tokenizer files the repo has) and returns the snapshot directory, usable as a local model directory.
 pub fn snapshot_for_model(repo_id: &str, opts: &HubOptions) -> Result<PathBuf> {
     let hub = Hub::new(opts, &env_var)?;
     let config = hub.fetch(repo_id, &hub.revision, "config.json")?;
@@ -78,6 +78,7 @@ pub fn snapshot_for_model(repo_id: &str, opts: &HubOptions) -> Result<PathBuf> {
         .map(str::to_owned)
         .ok_or_else(|| Error::InvalidFile(format!("bad snapshot path {}", snapshot.display())))?;
     hub.fetch_weights(repo_id, &commit)?;
+    hub.fetch_optional(repo_id, &commit, "generation_config.json")?;
     for name in TOKENIZER_FILES {
         hub.fetch_optional(repo_id, &commit, name)?;
     }

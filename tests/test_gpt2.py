@@ -204,6 +204,56 @@ def test_stream_yields_the_generated_tokens(model):
     np.testing.assert_array_equal(np.stack(steps, axis=1), model.generate(ids, **kwargs)[:, 7:])
 
 
+def test_top_k_zero_turns_top_k_off_as_in_transformers(model):
+    ids, mask = left_padded_batch()
+    kwargs = dict(attention_mask=mask, max_new_tokens=20, do_sample=True, seed=4)
+    unfiltered = model.generate(ids, top_k=0, **kwargs)
+    np.testing.assert_array_equal(unfiltered, model.generate(ids, top_k=VOCAB, **kwargs))
+    # Sampling filters with top_k=50 unless told otherwise, as transformers' generate does.
+    np.testing.assert_array_equal(model.generate(ids, **kwargs), model.generate(ids, top_k=50, **kwargs))
+
+
+def test_lengths_default_and_max_length_match_transformers(reference, model):
+    ids, mask = left_padded_batch()
+    np.testing.assert_array_equal(model.generate(ids, attention_mask=mask), reference_generate(reference, ids, mask))
+    theirs = reference_generate(reference, ids, mask, max_length=15)
+    assert theirs.shape == (3, 15)
+    np.testing.assert_array_equal(model.generate(ids, attention_mask=mask, max_length=15), theirs)
+    both = model.generate(ids, attention_mask=mask, max_length=15, max_new_tokens=3)
+    assert both.shape == (3, 7 + 3)
+
+
+def test_generation_config_object_carries_the_options(model):
+    ids, mask = left_padded_batch()
+    config = candle_port.GenerationConfig(max_new_tokens=12, do_sample=True, top_p=0.8, seed=9)
+    by_object = model.generate(ids, attention_mask=mask, generation_config=config)
+    by_kwargs = model.generate(ids, attention_mask=mask, max_new_tokens=12, do_sample=True, top_p=0.8, seed=9)
+    np.testing.assert_array_equal(by_object, by_kwargs)
+    # Keyword arguments override the object's fields; the object is left unchanged.
+    greedy = model.generate(ids, attention_mask=mask, generation_config=config, do_sample=False)
+    np.testing.assert_array_equal(greedy, model.generate(ids, attention_mask=mask, max_new_tokens=12))
+    assert config.do_sample is True
+    steps = list(model.stream(ids, attention_mask=mask, generation_config=config))
+    np.testing.assert_array_equal(np.stack(steps, axis=1), by_object[:, 7:])
+    with pytest.raises(ValueError, match="num_beams"):
+        candle_port.GenerationConfig(num_beams=3).validate()
+    candle_port.GenerationConfig(num_beams=1, transformers_version="5.0").validate()  # defaults ask nothing
+
+
+def test_generation_config_json_of_the_model_is_the_default(reference, tmp_path):
+    reference.save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "generation_config.json").write_text(
+        json.dumps({"max_new_tokens": 6, "eos_token_id": [RARE_EOS], "num_beams": 1, "transformers_version": "5.0"})
+    )
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
+    assert model.generation_config.max_new_tokens == 6
+    ids = np.array([[5, 17, 42, 9]])
+    assert model.generate(ids).shape == (1, 4 + 6)
+    theirs = reference_generate(reference, ids, np.ones_like(ids), max_new_tokens=6)
+    np.testing.assert_array_equal(model.generate(ids), theirs)
+    assert model.generate(ids, max_new_tokens=2).shape == (1, 4 + 2)
+
+
 @pytest.mark.parametrize(
     "ids, kwargs, message",
     [
@@ -213,7 +263,11 @@ def test_stream_yields_the_generated_tokens(model):
         ([[1, 2]], dict(do_sample=True, temperature=0.0), "temperature"),
         ([[1, 2]], dict(do_sample=True, top_p=1.5), "top_p"),
         ([[1, 2]], dict(do_sample=True, top_p=0.0), "top_p"),
-        ([[1, 2]], dict(do_sample=True, top_k=0), "top_k"),
+        ([[1, 2]], dict(do_sample=True, temperature=1e-50), "temperature"),
+        ([[1, 2]], dict(max_length=2), "max_length"),
+        ([[1, 2]], dict(num_beams=4), "num_beams"),
+        ([[1, 2]], dict(top_k=-1), "top_k"),
+        ([[1, 2]], dict(max_new_tokens="5"), "max_new_tokens"),
         ([[1, 2]], dict(attention_mask=[[1, 1, 1]]), "attention_mask"),
         ([[-1, 2]], {}, "not a valid id"),
     ],

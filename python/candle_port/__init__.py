@@ -28,6 +28,7 @@ from .modeling_roberta import (
     XLMRobertaForTokenClassification,
     XLMRobertaModel,
 )
+from .generation import GenerationConfig
 from .modeling_gpt2 import GPT2LMHeadModel, GPT2Model
 from .auto import (
     AutoModel,
@@ -46,6 +47,7 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "Config",
+    "GenerationConfig",
     "ModelOutput",
     "pipeline",
     "Pipeline",

@@ -19,6 +19,7 @@ def apply_chat_template(
     documents: Optional[List[Dict[str, Any]]],
     variables: Dict[str, Any],
 ) -> List[str]: ...
+def check_generation_config(generation_config: str) -> None: ...
 def hf_hub_download(
     repo_id: str,
     filename: str,
@@ -59,20 +60,7 @@ class GPT2:
     @property
     def config_json(self) -> str: ...
     def forward(self, input_ids: _Ids, attention_mask: Optional[_Ids] = None) -> Dict[str, npt.NDArray[np.float32]]: ...
-    def stream(
-        self,
-        input_ids: _Ids,
-        attention_mask: Optional[_Ids] = None,
-        max_new_tokens: int = 20,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_k: Optional[int] = None,
-        top_p: Optional[float] = None,
-        repetition_penalty: float = 1.0,
-        seed: Optional[int] = None,
-        eos_token_id: Optional[int] = None,
-        pad_token_id: Optional[int] = None,
-    ) -> GenerationStream: ...
+    def stream(self, input_ids: _Ids, attention_mask: Optional[_Ids] = None, generation_config: str = "{}") -> GenerationStream: ...
 
 class Tokenizer:
     @staticmethod

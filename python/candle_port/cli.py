@@ -173,12 +173,14 @@ def _print_text_stream(stream: Any, tokenizer: Any) -> None:
 
 
 def _generation_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """The ``GenerationConfig`` options the arguments set; sampling when any sampling filter
+    is given."""
+    sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
+    options = {name: value for name, value in sampling.items() if value is not None}
     return dict(
+        options,
         max_new_tokens=args.max_new_tokens,
-        do_sample=args.temperature is not None or args.top_k is not None or args.top_p is not None,
-        temperature=1.0 if args.temperature is None else args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
+        do_sample=bool(options),
         repetition_penalty=args.repetition_penalty,
         seed=args.seed,
     )

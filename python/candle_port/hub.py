@@ -60,7 +60,8 @@ def snapshot_download(
     """Returns a local directory holding what a model of ``repo_id`` needs, downloading what the
     cache lacks: ``config.json``; the weights (``model.safetensors``, else
     ``model.safetensors.index.json`` and its shards, else ``pytorch_model.bin``); and those of
-    the tokenizer files the repo has. Other files of the repo are not downloaded.
+    the generation config and tokenizer files the repo has. Other files of the repo are not
+    downloaded.
 
     Arguments as in :func:`hf_hub_download`.
     """

@@ -8,6 +8,7 @@ import numpy as np
 
 from . import _core
 from ._inputs import as_id_matrix, optional_id_matrix
+from .generation import GenerationConfig, model_generation_config, resolve_generation_config
 from .modeling_utils import PreTrainedModel
 from .outputs import ModelOutput
 
@@ -54,20 +55,16 @@ class GPT2LMHeadModel(GPT2PreTrainedModel):
 
     _head = "causal-lm"
 
+    def __init__(self, core: Any, device: str, dtype: str, name_or_path: str) -> None:
+        super().__init__(core, device, dtype, name_or_path)
+        self.generation_config = model_generation_config(name_or_path, self.config)
+
     def generate(
         self,
         input_ids: Any,
         attention_mask: Optional[Any] = None,
-        *,
-        max_new_tokens: int = 20,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_k: Optional[int] = None,
-        top_p: Optional[float] = None,
-        repetition_penalty: float = 1.0,
-        seed: Optional[int] = None,
-        eos_token_id: Optional[int] = None,
-        pad_token_id: Optional[int] = None,
+        generation_config: Optional[GenerationConfig] = None,
+        **kwargs: Any,
     ) -> np.ndarray:
         """Generates tokens like transformers' ``generate`` (greedy, or sampling with
         ``do_sample=True``), with a KV cache.
@@ -79,49 +76,43 @@ class GPT2LMHeadModel(GPT2PreTrainedModel):
         Args:
             input_ids: prompt ids shaped (batch, seq) (a 1-D prompt is a batch of one).
             attention_mask: 1 for tokens, 0 for padding. Defaults to all ones.
-            max_new_tokens: how many tokens to add at most.
-            do_sample: sample instead of taking the most likely token.
-            temperature, top_k, top_p: sampling filters (``top_k=1`` is greedy).
-            repetition_penalty: transformers' CTRL-style penalty; 1.0 is none.
-            seed: makes sampling reproducible.
-            eos_token_id: stops a row; defaults to ``config.eos_token_id``.
-            pad_token_id: fills rows that stopped early; defaults to ``config.pad_token_id``,
-                then to the eos token.
+            generation_config: the options; defaults to ``self.generation_config`` (the
+                model's ``generation_config.json``, else its config's special tokens).
+            **kwargs: options overriding ``generation_config``'s, named as in
+                ``GenerationConfig``: ``max_new_tokens`` (default: 20), ``max_length``,
+                ``do_sample``, ``temperature``, ``top_k`` (50 when sampling; 0 = off),
+                ``top_p``, ``repetition_penalty``, ``seed`` (reproducible sampling),
+                ``eos_token_id`` (stops a row), ``pad_token_id`` (fills rows that stopped
+                early; defaults to the config's, then to the eos token).
 
         Returns:
             int64 array (batch, prompt + new tokens). Generation stops early once every row has
             produced eos.
 
         Raises:
-            ValueError: an empty prompt, ids outside the vocabulary, a prompt plus
-                ``max_new_tokens`` longer than ``n_positions``, or invalid sampling arguments.
+            ValueError: an empty prompt, ids outside the vocabulary, a prompt plus new tokens
+                longer than ``n_positions``, invalid values, or an option candle_port does not
+                implement.
         """
-        return self._start(input_ids, attention_mask, locals()).finish()
+        return self._start(input_ids, attention_mask, generation_config, kwargs).finish()
 
     def stream(
         self,
         input_ids: Any,
         attention_mask: Optional[Any] = None,
-        *,
-        max_new_tokens: int = 20,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_k: Optional[int] = None,
-        top_p: Optional[float] = None,
-        repetition_penalty: float = 1.0,
-        seed: Optional[int] = None,
-        eos_token_id: Optional[int] = None,
-        pad_token_id: Optional[int] = None,
+        generation_config: Optional[GenerationConfig] = None,
+        **kwargs: Any,
     ) -> Iterator[np.ndarray]:
         """Like ``generate``, but yields the new tokens step by step: an int64 array with one
         id per row (the pad token for rows that have finished). The GIL is released while each
         step runs. Arguments are checked when this is called, not on the first ``next``."""
-        return self._start(input_ids, attention_mask, locals())
+        return self._start(input_ids, attention_mask, generation_config, kwargs)
 
-    def _start(self, input_ids: Any, attention_mask: Optional[Any], arguments: dict) -> "_core.GenerationStream":
-        options = {k: v for k, v in arguments.items() if k not in ("self", "input_ids", "attention_mask")}
+    def _start(
+        self, input_ids: Any, attention_mask: Optional[Any], generation_config: Optional[GenerationConfig], kwargs: dict
+    ) -> "_core.GenerationStream":
         return self._core.stream(
             as_id_matrix("input_ids", input_ids),
             optional_id_matrix("attention_mask", attention_mask),
-            **options,
+            resolve_generation_config(self.generation_config, generation_config, kwargs),
         )

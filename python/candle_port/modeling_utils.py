@@ -18,8 +18,9 @@ class PreTrainedModel:
     _core_class: Any = None
     _head: str = "base"
 
-    def __init__(self, core: Any, device: str, dtype: str) -> None:
+    def __init__(self, core: Any, device: str, dtype: str, name_or_path: str) -> None:
         self._core = core
+        self.name_or_path = name_or_path
         self.config = Config.from_json(core.config_json)
         self.device = device
         self.dtype = dtype
@@ -63,7 +64,7 @@ class PreTrainedModel:
             local_files_only=local_files_only,
         )
         core = cls._core_class.from_pretrained(path, cls._head, device, dtype)
-        return cls(core, device, dtype)
+        return cls(core, device, dtype, path)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(device={self.device!r}, dtype={self.dtype!r})"

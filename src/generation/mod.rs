@@ -11,66 +11,8 @@ use rand::{Rng, SeedableRng};
 use crate::error::{invalid_input, Result};
 use crate::models::gpt2::{position_ids_from_mask, GPT2LMHeadModel, Gpt2Cache};
 
-/// The arguments of transformers' `generate` that candle_port implements.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GenerationConfig {
-    pub max_new_tokens: usize,
-    pub do_sample: bool,
-    pub temperature: f64,
-    pub top_k: Option<usize>,
-    pub top_p: Option<f64>,
-    pub repetition_penalty: f64,
-    pub seed: Option<u64>,
-    /// Defaults to the model config's `eos_token_id`.
-    pub eos_token_id: Option<u32>,
-    /// Fills the rows that have finished; defaults to the config's, then to the eos token.
-    pub pad_token_id: Option<u32>,
-}
-
-impl Default for GenerationConfig {
-    fn default() -> Self {
-        Self {
-            max_new_tokens: 20,
-            do_sample: false,
-            temperature: 1.0,
-            top_k: None,
-            top_p: None,
-            repetition_penalty: 1.0,
-            seed: None,
-            eos_token_id: None,
-            pad_token_id: None,
-        }
-    }
-}
-
-impl GenerationConfig {
-    fn validate(&self) -> Result<()> {
-        if self.max_new_tokens == 0 {
-            return invalid_input!("max_new_tokens must be at least 1");
-        }
-        if self.do_sample && (self.temperature.is_nan() || self.temperature <= 0.0) {
-            return invalid_input!(
-                "temperature must be > 0 when sampling, got {}",
-                self.temperature
-            );
-        }
-        if self.top_k == Some(0) {
-            return invalid_input!("top_k must be a positive integer, got 0");
-        }
-        if let Some(p) = self.top_p {
-            if !(p > 0.0 && p <= 1.0) {
-                return invalid_input!("top_p must be in (0, 1], got {p}");
-            }
-        }
-        if self.repetition_penalty.is_nan() || self.repetition_penalty <= 0.0 {
-            return invalid_input!(
-                "repetition_penalty must be > 0, got {}",
-                self.repetition_penalty
-            );
-        }
-        Ok(())
-    }
-}
+mod config;
+pub use config::GenerationConfig;
 
 /// `RepetitionPenaltyLogitsProcessor`: every token already in the sequence gets its logit divided
 /// by `penalty` when positive, multiplied when negative.
@@ -166,6 +108,8 @@ pub struct Generator {
     pending_positions: Vec<Vec<u32>>,
     unfinished: Vec<bool>,
     new_tokens: usize,
+    /// How many tokens to add at most, resolved from the config and the prompt length.
+    max_new_tokens: usize,
     cache: Gpt2Cache,
     rng: StdRng,
 }
@@ -185,14 +129,7 @@ impl Generator {
         let attention_mask =
             attention_mask.unwrap_or_else(|| vec![vec![1; prompt_len]; input_ids.len()]);
         validate_mask(&attention_mask, input_ids.len(), prompt_len)?;
-        let total = prompt_len + config.max_new_tokens;
-        if total > model_config.n_positions {
-            return invalid_input!(
-                "prompt length {prompt_len} + max_new_tokens {} exceeds the model's {} positions",
-                config.max_new_tokens,
-                model_config.n_positions
-            );
-        }
+        let max_new_tokens = config.new_tokens(prompt_len, model_config.n_positions)?;
         let eos_token_id = config.eos_token_id.or(model_config.eos_token_id);
         let pad_token_id = config
             .pad_token_id
@@ -203,7 +140,7 @@ impl Generator {
             None => StdRng::from_os_rng(),
         };
         Ok(Self {
-            cache: model.base().new_cache(total),
+            cache: model.base().new_cache(prompt_len + max_new_tokens),
             pending_positions: attention_mask
                 .iter()
                 .map(|row| position_ids_from_mask(row))
@@ -213,6 +150,7 @@ impl Generator {
             sequences: input_ids,
             attention_mask,
             new_tokens: 0,
+            max_new_tokens,
             eos_token_id,
             pad_token_id,
             config,
@@ -223,7 +161,7 @@ impl Generator {
 
     /// Whether generation has stopped: `max_new_tokens` reached or every row has produced eos.
     pub fn is_done(&self) -> bool {
-        self.new_tokens >= self.config.max_new_tokens || !self.unfinished.iter().any(|&u| u)
+        self.new_tokens >= self.max_new_tokens || !self.unfinished.iter().any(|&u| u)
     }
 
     /// Generates the next token of every row (the pad token for rows already finished), or
@@ -279,10 +217,10 @@ impl Generator {
             let temperature = config.temperature as f32;
             logits.iter_mut().for_each(|l| *l /= temperature);
         }
-        if let Some(k) = config.top_k {
+        if let Some(k) = config.top_k_filter() {
             apply_top_k(logits, k);
         }
-        if let Some(p) = config.top_p.filter(|&p| p < 1.0) {
+        if let Some(p) = config.top_p_filter() {
             apply_top_p(logits, p);
         }
         sample(logits, &mut self.rng)
@@ -422,38 +360,7 @@ mod tests {
     }
 
     #[test]
-    fn invalid_arguments_are_rejected() {
-        let bad = [
-            GenerationConfig {
-                max_new_tokens: 0,
-                ..Default::default()
-            },
-            GenerationConfig {
-                do_sample: true,
-                temperature: 0.0,
-                ..Default::default()
-            },
-            GenerationConfig {
-                top_k: Some(0),
-                ..Default::default()
-            },
-            GenerationConfig {
-                top_p: Some(0.0),
-                ..Default::default()
-            },
-            GenerationConfig {
-                top_p: Some(1.5),
-                ..Default::default()
-            },
-            GenerationConfig {
-                repetition_penalty: 0.0,
-                ..Default::default()
-            },
-        ];
-        for config in bad {
-            assert!(config.validate().is_err(), "{config:?}");
-        }
-        assert!(GenerationConfig::default().validate().is_ok());
+    fn invalid_prompts_are_rejected() {
         assert!(validate_prompt(&[vec![]], 10).is_err());
         assert!(validate_prompt(&[vec![1, 10]], 10).is_err());
         assert!(validate_mask(&[vec![0, 0]], 1, 2).is_err());

@@ -119,28 +119,15 @@ impl GPT2 {
         Ok(dict)
     }
 
-    /// Starts a generation (transformers' `generate` arguments); the stream yields one token
-    /// per row and step, and `finish()` runs it to the end.
-    #[pyo3(signature = (
-        input_ids, attention_mask=None, max_new_tokens=20, do_sample=false, temperature=1.0,
-        top_k=None, top_p=None, repetition_penalty=1.0, seed=None, eos_token_id=None,
-        pad_token_id=None
-    ))]
-    #[allow(clippy::too_many_arguments)]
+    /// Starts a generation; `generation_config` is the JSON of the Python `GenerationConfig`'s
+    /// options. The stream yields one token per row and step, and `finish()` runs it to the end.
+    #[pyo3(signature = (input_ids, attention_mask=None, generation_config="{}"))]
     fn stream(
         &self,
         py: Python<'_>,
         input_ids: PyReadonlyArray2<'_, i64>,
         attention_mask: Option<PyReadonlyArray2<'_, i64>>,
-        max_new_tokens: usize,
-        do_sample: bool,
-        temperature: f64,
-        top_k: Option<usize>,
-        top_p: Option<f64>,
-        repetition_penalty: f64,
-        seed: Option<u64>,
-        eos_token_id: Option<u32>,
-        pad_token_id: Option<u32>,
+        generation_config: &str,
     ) -> PyResult<GenerationStream> {
         let model = match &self.head {
             Head::CausalLm(model) => model.clone(),
@@ -154,17 +141,7 @@ impl GPT2 {
         let mask = attention_mask
             .map(|a| IdMatrix::from_numpy("attention_mask", &a).map(|m| rows(&m)))
             .transpose()?;
-        let config = GenerationConfig {
-            max_new_tokens,
-            do_sample,
-            temperature,
-            top_k,
-            top_p,
-            repetition_penalty,
-            seed,
-            eos_token_id,
-            pad_token_id,
-        };
+        let config = GenerationConfig::from_json(generation_config).map_err(to_py_err)?;
         let generator = py
             .detach(|| Generator::new(model, ids, mask, config))
             .map_err(to_py_err)?;
@@ -222,7 +199,17 @@ impl GenerationStream {
     }
 }
 
+/// Validates the JSON of a Python `GenerationConfig` as `generate` will: unknown fields and
+/// invalid values raise ValueError.
+#[pyfunction]
+fn check_generation_config(generation_config: &str) -> PyResult<()> {
+    GenerationConfig::from_json(generation_config)
+        .map(drop)
+        .map_err(to_py_err)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(check_generation_config, m)?)?;
     m.add_class::<GPT2>()?;
     m.add_class::<GenerationStream>()
 }

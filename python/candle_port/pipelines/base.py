@@ -83,6 +83,8 @@ class Pipeline:
 
     def _check_parameters(self, parameters: Dict[str, Any]) -> None:
         accepted = inspect.signature(self._run).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+            return  # the rest goes on to a callee that checks it (e.g. generation options)
         unknown = sorted(set(parameters) - set(accepted))
         if unknown:
             names = ", ".join(name for name in accepted if name != "texts")
