@@ -246,6 +246,24 @@ impl Tokenizer {
         }
     }
 
+    /// The tokens of a text, without special tokens.
+    pub fn tokens_of(&self, text: &str) -> Result<Vec<String>> {
+        let encoding = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| Error::InvalidInput(format!("cannot encode: {e}")))?;
+        Ok(encoding.get_tokens().to_vec())
+    }
+
+    /// The decoder's configuration as `tokenizer.json` writes it, `None` without a decoder.
+    pub fn decoder_json(&self) -> Result<Option<serde_json::Value>> {
+        self.inner
+            .get_decoder()
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| Error::InvalidInput(format!("cannot describe the decoder: {e}")))
+    }
+
     /// The token of an id (added tokens included), `None` past the vocabulary.
     pub fn id_to_token(&self, id: u32) -> Option<String> {
         self.inner.id_to_token(id)

@@ -15,7 +15,7 @@ use crate::tokenizer::{EncodeOptions, Padding, Tokenizer as RustTokenizer};
 /// transformers-style API built on it).
 #[pyclass(frozen, module = "candle_port._core")]
 pub struct Tokenizer {
-    inner: RustTokenizer,
+    pub(super) inner: RustTokenizer,
 }
 
 #[pymethods]
