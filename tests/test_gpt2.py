@@ -237,7 +237,7 @@ def test_generation_config_object_carries_the_options(model):
     np.testing.assert_array_equal(np.stack(steps, axis=1), by_object[:, 7:])
     with pytest.raises(ValueError, match="num_beams"):
         candle_port.GenerationConfig(num_beams=0).validate()
-    with pytest.raises(ValueError, match="diversity_penalty"):
+    with pytest.raises(ValueError, match="num_beam_groups"):
         candle_port.GenerationConfig(num_beams=4, num_beam_groups=2, diversity_penalty=0.5).validate()
     candle_port.GenerationConfig(num_beams=1, transformers_version="5.0").validate()  # defaults ask nothing
 

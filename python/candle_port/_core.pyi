@@ -60,7 +60,20 @@ class GPT2:
     @property
     def config_json(self) -> str: ...
     def forward(self, input_ids: _Ids, attention_mask: Optional[_Ids] = None) -> Dict[str, npt.NDArray[np.float32]]: ...
-    def stream(self, input_ids: _Ids, attention_mask: Optional[_Ids] = None, generation_config: str = "{}") -> GenerationStream: ...
+    def stream(
+        self,
+        input_ids: _Ids,
+        attention_mask: Optional[_Ids] = None,
+        generation_config: str = "{}",
+        tokenizer: Optional["Tokenizer"] = None,
+    ) -> GenerationStream: ...
+    def generate(
+        self,
+        input_ids: _Ids,
+        attention_mask: Optional[_Ids] = None,
+        generation_config: str = "{}",
+        tokenizer: Optional["Tokenizer"] = None,
+    ) -> Dict[str, Any]: ...
 
 class Tokenizer:
     @staticmethod
