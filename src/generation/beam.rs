@@ -335,7 +335,10 @@ fn top_candidates(rows: &[Vec<f32>], running: &[Hypothesis], k: usize) -> Vec<(f
         let base = running[beam].score;
         for (token, &log_prob) in row.iter().enumerate() {
             let score = log_prob + base;
-            if best.len() == k && !(score > best[k - 1].0) {
+            // NaN-free scores: a candidate not above the k-th best is skipped.
+            if best.len() == k
+                && score.partial_cmp(&best[k - 1].0) != Some(std::cmp::Ordering::Greater)
+            {
                 continue;
             }
             let at = best.partition_point(|&(s, _, _)| s >= score);

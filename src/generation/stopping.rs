@@ -116,7 +116,7 @@ fn token_texts(tokenizer: &Tokenizer) -> Result<Vec<Vec<u8>>> {
                     let start = text
                         .find(STATIC_PREFIX)
                         .map_or(0, |i| i + STATIC_PREFIX.len());
-                    Ok(text[start..].as_bytes().to_vec())
+                    Ok(text.as_bytes()[start..].to_vec())
                 }
             }
         })
