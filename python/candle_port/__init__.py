@@ -28,7 +28,7 @@ from .modeling_roberta import (
     XLMRobertaForTokenClassification,
     XLMRobertaModel,
 )
-from .generation import GenerationConfig
+from .generation import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput, GenerationConfig
 from .modeling_gpt2 import GPT2LMHeadModel, GPT2Model
 from .auto import (
     AutoModel,
@@ -48,6 +48,8 @@ __all__ = [
     "set_num_threads",
     "Config",
     "GenerationConfig",
+    "GenerateDecoderOnlyOutput",
+    "GenerateBeamDecoderOnlyOutput",
     "ModelOutput",
     "pipeline",
     "Pipeline",
