@@ -2,8 +2,8 @@
 
 A gpt2-124M-shaped model (``GPT2Config()`` defaults) with random weights is built once with
 transformers and cached in the temp dir. Greedy generation of 128 new tokens from a 16-token
-prompt; also the per-token time near position 16 and near 128 (flat with a KV cache) and a
-batch of 8.
+prompt; also the per-token time near position 16 and near 128 (flat with a KV cache), a
+batch of 8, and beam search with 4 beams (new tokens of the returned sequence per second).
 
     PYTHONPATH=python python benches/bench_gpt2.py [--quick]
 """
@@ -97,6 +97,22 @@ def decode_rows(ours, theirs, batch: int, new_tokens: int, label: str) -> List[d
     return rows
 
 
+def beam_rows(ours, theirs, new_tokens: int, num_beams: int = 4) -> List[dict]:
+    """Beam search decode speed of both: new tokens of the returned sequence per second (eos
+    banned with ``min_new_tokens`` so that both run every step)."""
+    ids = prompts(1)
+    options = dict(num_beams=num_beams, max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0)
+    ours.generate(ids, **{**options, "max_new_tokens": 4, "min_new_tokens": 4})  # warm-up
+    start = time.perf_counter()
+    ours.generate(ids, **options)
+    ours_seconds = time.perf_counter() - start
+    with torch.no_grad():
+        start = time.perf_counter()
+        theirs.generate(torch.tensor(ids), attention_mask=torch.ones(ids.shape, dtype=torch.long), **options)
+        torch_seconds = time.perf_counter() - start
+    return [row("gpt2-124m", f"beam-{num_beams} decode batch 1", new_tokens / ours_seconds, new_tokens / torch_seconds, "tok/s")]
+
+
 def run(quick: bool = False) -> List[dict]:
     """Rows of {section, metric, candle_port, transformers, unit, speedup}: fp32 at batch 1 and
     8, and candle_port in float16 (half the weight traffic) against transformers in float32."""
@@ -106,6 +122,7 @@ def run(quick: bool = False) -> List[dict]:
     new_tokens = 32 if quick else NEW_TOKENS
     ours = candle_port.GPT2LMHeadModel.from_pretrained(path)
     rows = decode_rows(ours, theirs, 1, new_tokens, "") + decode_rows(ours, theirs, 8, new_tokens, "")
+    rows += beam_rows(ours, theirs, new_tokens)
     half = candle_port.GPT2LMHeadModel.from_pretrained(path, dtype="float16")
     rows += decode_rows(half, theirs, 1, new_tokens, " (candle float16 vs torch float32)")
     for r in rows:

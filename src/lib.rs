@@ -3,6 +3,7 @@
 //! The Rust core (every module but `python`) knows nothing of Python; `python` is the binding
 //! layer, compiled only with the `python` feature, and converts types and errors only.
 
+pub mod chat;
 pub mod device;
 pub mod error;
 pub mod generation;

@@ -16,6 +16,7 @@ use tokenizers::{Decoder, Encoding, PostProcessor, PostProcessorWrapper};
 
 pub use config::{Family, Side, SpecialTokens, TokenizerConfig};
 
+use crate::chat::ChatTemplates;
 use crate::error::{invalid_input, Error, Result};
 use crate::weights::model_dir;
 
@@ -93,6 +94,7 @@ pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     post_processor: Option<PostProcessorWrapper>,
     config: TokenizerConfig,
+    chat_templates: ChatTemplates,
 }
 
 impl Tokenizer {
@@ -125,6 +127,7 @@ impl Tokenizer {
             inner,
             post_processor,
             config,
+            chat_templates: ChatTemplates::from_dir(dir)?,
         })
     }
 
@@ -285,6 +288,24 @@ impl Tokenizer {
         }
     }
 
+    /// The tokens of a text, without special tokens.
+    pub fn tokens_of(&self, text: &str) -> Result<Vec<String>> {
+        let encoding = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| Error::InvalidInput(format!("cannot encode: {e}")))?;
+        Ok(encoding.get_tokens().to_vec())
+    }
+
+    /// The decoder's configuration as `tokenizer.json` writes it, `None` without a decoder.
+    pub fn decoder_json(&self) -> Result<Option<serde_json::Value>> {
+        self.inner
+            .get_decoder()
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| Error::InvalidInput(format!("cannot describe the decoder: {e}")))
+    }
+
     /// The token of an id (added tokens included), `None` past the vocabulary.
     pub fn id_to_token(&self, id: u32) -> Option<String> {
         self.inner.id_to_token(id)
@@ -335,8 +356,14 @@ impl Tokenizer {
         &self.config.model_input_names
     }
 
-    /// Writes `tokenizer.json` and a `tokenizer_config.json` (special tokens, length limit,
-    /// padding side) into `dir`, which transformers' `AutoTokenizer` loads as it is.
+    /// The chat templates the model directory ships.
+    pub fn chat_templates(&self) -> &ChatTemplates {
+        &self.chat_templates
+    }
+
+    /// Writes `tokenizer.json`, a `tokenizer_config.json` (special tokens, length limit,
+    /// padding side) and the chat templates into `dir`, which transformers' `AutoTokenizer`
+    /// loads as it is.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::InvalidInput(format!("cannot create {}: {e}", dir.display())))?;
@@ -351,7 +378,8 @@ impl Tokenizer {
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
         std::fs::write(&config_path, text).map_err(|e| {
             Error::InvalidInput(format!("cannot write {}: {e}", config_path.display()))
-        })
+        })?;
+        self.chat_templates.save(dir)
     }
 
     fn tokenizer_config_json(&self) -> serde_json::Value {

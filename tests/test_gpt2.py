@@ -236,7 +236,9 @@ def test_generation_config_object_carries_the_options(model):
     steps = list(model.stream(ids, attention_mask=mask, generation_config=config))
     np.testing.assert_array_equal(np.stack(steps, axis=1), by_object[:, 7:])
     with pytest.raises(ValueError, match="num_beams"):
-        candle_port.GenerationConfig(num_beams=3).validate()
+        candle_port.GenerationConfig(num_beams=0).validate()
+    with pytest.raises(ValueError, match="num_beam_groups"):
+        candle_port.GenerationConfig(num_beams=4, num_beam_groups=2, diversity_penalty=0.5).validate()
     candle_port.GenerationConfig(num_beams=1, transformers_version="5.0").validate()  # defaults ask nothing
 
 
@@ -265,7 +267,7 @@ def test_generation_config_json_of_the_model_is_the_default(reference, tmp_path)
         ([[1, 2]], dict(do_sample=True, top_p=0.0), "top_p"),
         ([[1, 2]], dict(do_sample=True, temperature=1e-50), "temperature"),
         ([[1, 2]], dict(max_length=2), "max_length"),
-        ([[1, 2]], dict(num_beams=4), "num_beams"),
+        ([[1, 2]], dict(num_beams=0), "num_beams"),
         ([[1, 2]], dict(top_k=-1), "top_k"),
         ([[1, 2]], dict(max_new_tokens="5"), "max_new_tokens"),
         ([[1, 2]], dict(attention_mask=[[1, 1, 1]]), "attention_mask"),

@@ -30,7 +30,7 @@ from .modeling_roberta import (
     XLMRobertaForTokenClassification,
     XLMRobertaModel,
 )
-from .generation import GenerationConfig
+from .generation import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput, GenerationConfig
 from .modeling_gpt2 import GPT2LMHeadModel, GPT2Model
 from .auto import (
     AutoModel,
@@ -51,6 +51,8 @@ __all__ = [
     "set_num_threads",
     "Config",
     "GenerationConfig",
+    "GenerateDecoderOnlyOutput",
+    "GenerateBeamDecoderOnlyOutput",
     "ModelOutput",
     "pipeline",
     "Pipeline",

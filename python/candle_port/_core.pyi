@@ -1,6 +1,6 @@
 """Type stubs for the native module (the PyO3 binding layer). Users import `candle_port`."""
 
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -9,6 +9,16 @@ __version__: str
 
 def available_devices() -> List[str]: ...
 def get_num_threads() -> int: ...
+def apply_chat_template(
+    templates: Optional[Union[str, Dict[str, str]]],
+    chat_template: Optional[str],
+    conversations: List[List[Dict[str, Any]]],
+    add_generation_prompt: bool,
+    continue_final_message: Optional[str],
+    tools: Optional[List[Dict[str, Any]]],
+    documents: Optional[List[Dict[str, Any]]],
+    variables: Dict[str, Any],
+) -> List[str]: ...
 def check_generation_config(generation_config: str) -> None: ...
 def hf_hub_download(
     repo_id: str,
@@ -61,7 +71,20 @@ class GPT2:
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> Dict[str, Union[npt.NDArray[np.float32], Tuple[npt.NDArray[np.float32], ...]]]: ...
-    def stream(self, input_ids: _Ids, attention_mask: Optional[_Ids] = None, generation_config: str = "{}") -> GenerationStream: ...
+    def stream(
+        self,
+        input_ids: _Ids,
+        attention_mask: Optional[_Ids] = None,
+        generation_config: str = "{}",
+        tokenizer: Optional["Tokenizer"] = None,
+    ) -> GenerationStream: ...
+    def generate(
+        self,
+        input_ids: _Ids,
+        attention_mask: Optional[_Ids] = None,
+        generation_config: str = "{}",
+        tokenizer: Optional["Tokenizer"] = None,
+    ) -> Dict[str, Any]: ...
 
 class Tokenizer:
     @staticmethod
@@ -87,6 +110,8 @@ class Tokenizer:
     def token_to_id(self, token: str) -> Optional[int]: ...
     def save_pretrained(self, path: str) -> None: ...
     def __len__(self) -> int: ...
+    @property
+    def chat_template(self) -> Optional[Union[str, Dict[str, str]]]: ...
     @property
     def vocab_size(self) -> int: ...
     @property

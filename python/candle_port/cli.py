@@ -2,7 +2,8 @@
 
 Subcommands: ``classify``, ``fill-mask``, ``ner``, ``embed`` and ``generate`` run a pipeline on
 texts given as arguments or, when there are none, on stdin (one text a line); ``download``
-fetches a model from the hub; ``check`` compares a checkpoint's outputs with transformers'.
+fetches a model from the hub; ``chat`` talks with a chat model (``chat_cli``); ``check``
+compares a checkpoint's outputs with transformers'.
 Each subcommand is a function taking the parsed arguments; ``build_parser`` registers them.
 Errors are reported on stderr with exit status 1.
 """
@@ -17,6 +18,8 @@ import sys
 from typing import Any, Dict, List, Optional
 
 import numpy as np
+
+from .chat_cli import add_parser as add_chat_parser
 
 CHECK_SAMPLES = [
     "Hello world!",
@@ -308,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--repetition-penalty", type=float, default=1.0)
     gen.add_argument("--seed", type=int)
     gen.set_defaults(run=generate)
+
+    add_chat_parser(commands, _common_options)
 
     sub = commands.add_parser("download", help="download a model from the Hugging Face hub")
     sub.add_argument("repo_id", help='e.g. "FacebookAI/roberta-base"')

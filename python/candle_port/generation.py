@@ -10,9 +10,12 @@ from __future__ import annotations
 import copy
 import json
 import os
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import numpy as np
 
 from . import _core
+from .outputs import ModelOutput
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -64,8 +67,12 @@ class GenerationConfig:
 
     Unset options (``None``) take transformers' defaults: greedy decoding, 20 new tokens,
     and when sampling ``temperature=1.0``, ``top_k=50`` (``0`` turns top-k off), ``top_p=1.0``.
-    candle_port implements ``max_new_tokens``, ``max_length``, ``do_sample``, ``temperature``,
-    ``top_k``, ``top_p``, ``repetition_penalty``, ``eos_token_id``, ``pad_token_id``, and
+    candle_port implements ``max_new_tokens``, ``max_length``, ``min_new_tokens``,
+    ``min_length``, ``do_sample``, ``temperature``, ``top_k``, ``top_p``, ``min_p``,
+    ``typical_p``, ``repetition_penalty``, ``no_repeat_ngram_size``, ``bad_words_ids``,
+    ``num_beams``, ``length_penalty``, ``early_stopping`` (``True``, ``False`` or ``"never"``),
+    ``num_return_sequences``, ``stop_strings`` (needs ``tokenizer=`` in ``generate``),
+    ``output_scores``, ``return_dict_in_generate``, ``eos_token_id``, ``pad_token_id``, and
     ``seed`` (makes sampling reproducible; transformers uses ``set_seed`` instead). Any other
     option set to a non-default value makes ``generate`` raise a ValueError naming it.
     """
@@ -82,6 +89,19 @@ class GenerationConfig:
         self.bos_token_id: Optional[int] = None
         self.eos_token_id: Optional[int] = None
         self.pad_token_id: Optional[int] = None
+        self.num_beams: Optional[int] = None
+        self.length_penalty: Optional[float] = None
+        self.early_stopping: Optional[Union[bool, str]] = None
+        self.num_return_sequences: Optional[int] = None
+        self.no_repeat_ngram_size: Optional[int] = None
+        self.min_length: Optional[int] = None
+        self.min_new_tokens: Optional[int] = None
+        self.bad_words_ids: Optional[List[List[int]]] = None
+        self.typical_p: Optional[float] = None
+        self.min_p: Optional[float] = None
+        self.output_scores: Optional[bool] = None
+        self.return_dict_in_generate: Optional[bool] = None
+        self.stop_strings: Optional[Union[str, List[str]]] = None
         self.update(**kwargs)
 
     def update(self, **kwargs: Any) -> None:
@@ -161,3 +181,36 @@ def resolve_generation_config(default: GenerationConfig, generation_config: Opti
     config = copy.deepcopy(default if generation_config is None else generation_config)
     config.update(**kwargs)
     return config._core_json()
+
+
+class GenerateDecoderOnlyOutput(ModelOutput):
+    """``generate(..., return_dict_in_generate=True)``: ``sequences`` (int64 (rows, length))
+    and, with ``output_scores=True``, ``scores``: a tuple with one float32 (rows, vocab) array
+    per step, the scores after the logits processors, as transformers gives them."""
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={_describe(value)}" for name, value in self._outputs.items())
+        return f"{type(self).__name__}({fields})"
+
+
+class GenerateBeamDecoderOnlyOutput(GenerateDecoderOnlyOutput):
+    """Beam search's ``generate(..., return_dict_in_generate=True)``: ``sequences``,
+    ``beam_indices`` (the row each token came from, -1 past the end) and, with
+    ``output_scores=True``, ``sequences_scores`` (the final beam scores) and ``scores`` (the
+    processed log-probabilities of every beam, one array per step)."""
+
+
+def generate_output(outputs: Dict[str, Any], beam_search: bool) -> GenerateDecoderOnlyOutput:
+    """The core's outputs as transformers' output class."""
+    if "scores" in outputs:
+        outputs = {**outputs, "scores": tuple(outputs["scores"])}
+    output_class = GenerateBeamDecoderOnlyOutput if beam_search else GenerateDecoderOnlyOutput
+    return output_class(outputs)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"array(shape={value.shape}, dtype={value.dtype})"
+    if isinstance(value, tuple):
+        return f"tuple of {len(value)} arrays"
+    return repr(value)

@@ -249,6 +249,75 @@ class Tokenizer:
         token_id = self._core.token_to_id(token)
         return self.unk_token_id if token_id is None else token_id
 
+    @property
+    def chat_template(self) -> Optional[Union[str, Dict[str, str]]]:
+        """The model's chat template (``chat_template.jinja`` or ``tokenizer_config.json``'s
+        ``chat_template``): a Jinja string, ``{name: template}`` when it has several, or None.
+        Assignable, as in transformers."""
+        return self.__dict__.get("_chat_template_override", self._core.chat_template)
+
+    @chat_template.setter
+    def chat_template(self, template: Optional[Union[str, Dict[str, str]]]) -> None:
+        self.__dict__["_chat_template_override"] = template
+
+    def apply_chat_template(
+        self,
+        conversation: Union[List[Dict[str, Any]], List[List[Dict[str, Any]]]],
+        tools: Optional[List[Dict[str, Any]]] = None,
+        documents: Optional[List[Dict[str, str]]] = None,
+        chat_template: Optional[str] = None,
+        add_generation_prompt: bool = False,
+        continue_final_message: Union[bool, str] = False,
+        tokenize: bool = True,
+        padding: Union[bool, str] = False,
+        truncation: bool = False,
+        max_length: Optional[int] = None,
+        return_tensors: Optional[str] = None,
+        return_dict: bool = True,
+        return_assistant_tokens_mask: bool = False,
+        tokenizer_kwargs: Optional[Dict[str, Any]] = None,
+        **kwargs: Any,
+    ) -> Union[str, List[str], List[int], List[List[int]], BatchEncoding]:
+        """Renders a conversation (a list of ``{"role", "content"}`` dicts, or a list of them for
+        a batch) with the model's chat template, as transformers 5 does, and tokenizes it.
+
+        The template is ``chat_template`` (a Jinja template, or the name of one of the model's
+        templates), else :attr:`chat_template`. It sees ``messages``, ``tools``, ``documents``,
+        ``add_generation_prompt``, the special tokens (``bos_token``...) and every extra keyword
+        argument, with transformers' ``raise_exception``, ``strftime_now`` and ``tojson``; it is
+        rendered in Rust (no jinja2 needed). ``continue_final_message`` leaves the final message
+        open for the model to continue (``True`` for its ``content``, or a field's name).
+
+        With ``tokenize=False`` returns the text (a list for a batch); otherwise the
+        :class:`BatchEncoding` (``return_dict=True``, transformers 5's default) or the ids,
+        encoded without added special tokens, with ``padding``, ``truncation``, ``max_length``,
+        ``return_tensors`` and ``tokenizer_kwargs`` passed to the tokenizer.
+
+        Raises ``ValueError`` when there is no template ("Cannot use chat template functions
+        because tokenizer.chat_template is not set..."), when the template calls
+        ``raise_exception`` (with its message) or fails, and for an empty conversation.
+        """
+        from .chat import apply_chat_template
+
+        return apply_chat_template(
+            self,
+            conversation,
+            tools=tools,
+            documents=documents,
+            chat_template=chat_template,
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=continue_final_message,
+            tokenize=tokenize,
+            padding=padding,
+            truncation=truncation,
+            max_length=max_length,
+            return_tensors=return_tensors,
+            return_dict=return_dict,
+            return_assistant_tokens_mask=return_assistant_tokens_mask,
+            tokenizer_kwargs=tokenizer_kwargs,
+            **kwargs,
+        )
+
     def save_pretrained(self, save_directory: Union[str, os.PathLike]) -> Tuple[str, str]:
         """Writes ``tokenizer.json`` and ``tokenizer_config.json``, which both this class and
         transformers' ``AutoTokenizer`` load back; returns their paths."""

@@ -29,6 +29,63 @@ pub struct GenerationConfig {
     pub pad_token_id: Option<u32>,
     /// Read from generation_config.json files; decoder-only generation does not use it.
     pub bos_token_id: Option<u32>,
+    /// Beam search with this many beams when above 1 (beam sampling with `do_sample`).
+    pub num_beams: usize,
+    /// Beam scores are divided by `length ** length_penalty`.
+    pub length_penalty: f64,
+    pub early_stopping: EarlyStopping,
+    /// Sequences returned per prompt: the best beams, or independent samples.
+    pub num_return_sequences: usize,
+    /// No n-gram of this size appears twice (0: off).
+    pub no_repeat_ngram_size: usize,
+    /// eos is banned while the sequence (prompt included) is shorter than this.
+    pub min_length: usize,
+    /// eos is banned before this many new tokens; replaces `min_length`.
+    pub min_new_tokens: Option<usize>,
+    /// Token sequences that are never generated.
+    pub bad_words_ids: Option<Vec<Vec<u32>>>,
+    /// Typical sampling's probability mass (1.0: off).
+    pub typical_p: f64,
+    /// Tokens less likely than `min_p` times the most likely one are dropped when sampling.
+    pub min_p: Option<f64>,
+    /// Keep the processed scores of every step (with `return_dict_in_generate`).
+    pub output_scores: bool,
+    pub return_dict_in_generate: bool,
+    /// Text that ends a sequence once generated (needs the tokenizer).
+    pub stop_strings: Option<StopStrings>,
+}
+
+/// transformers' `early_stopping`: `true` stops a beam search once `num_beams` hypotheses are
+/// finished, `false` when better ones are unlikely (a heuristic), `"never"` when impossible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EarlyStopping {
+    Flag(bool),
+    Never(NeverKeyword),
+}
+
+/// The string "never".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NeverKeyword {
+    Never,
+}
+
+/// `stop_strings`: one string or several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StopStrings {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StopStrings {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Self::One(text) => vec![text.clone()],
+            Self::Many(texts) => texts.clone(),
+        }
+    }
 }
 
 /// New tokens when neither `max_new_tokens` nor `max_length` is set (transformers' default).
@@ -48,6 +105,19 @@ impl Default for GenerationConfig {
             eos_token_id: None,
             pad_token_id: None,
             bos_token_id: None,
+            num_beams: 1,
+            length_penalty: 1.0,
+            early_stopping: EarlyStopping::Flag(false),
+            num_return_sequences: 1,
+            no_repeat_ngram_size: 0,
+            min_length: 0,
+            min_new_tokens: None,
+            bad_words_ids: None,
+            typical_p: 1.0,
+            min_p: None,
+            output_scores: false,
+            return_dict_in_generate: false,
+            stop_strings: None,
         }
     }
 }
@@ -92,7 +162,80 @@ impl GenerationConfig {
                 self.repetition_penalty
             );
         }
+        self.validate_search()?;
+        self.validate_filters()
+    }
+
+    /// Beam search and the number of sequences returned.
+    fn validate_search(&self) -> Result<()> {
+        if self.num_beams == 0 {
+            return invalid_input!("num_beams must be at least 1, got 0");
+        }
+        if self.num_return_sequences == 0 {
+            return invalid_input!("num_return_sequences must be at least 1, got 0");
+        }
+        if self.num_return_sequences > 1 && self.num_beams == 1 && !self.do_sample {
+            return invalid_input!(
+                "Greedy methods (do_sample != True) without beam search do not support \
+                 `num_return_sequences` different than 1 (got {}).",
+                self.num_return_sequences
+            );
+        }
+        if self.num_beams > 1 && self.num_return_sequences > self.num_beams {
+            return invalid_input!(
+                "`num_return_sequences` ({}) has to be smaller or equal to `num_beams` ({}).",
+                self.num_return_sequences,
+                self.num_beams
+            );
+        }
+        if !self.length_penalty.is_finite() {
+            return invalid_input!(
+                "length_penalty must be a finite float, got {}",
+                self.length_penalty
+            );
+        }
         Ok(())
+    }
+
+    /// The logits filters and constraints.
+    fn validate_filters(&self) -> Result<()> {
+        if !(self.typical_p > 0.0 && self.typical_p <= 1.0) {
+            return invalid_input!(
+                "typical_p must be a float in (0, 1], got {}",
+                self.typical_p
+            );
+        }
+        if let Some(min_p) = self.min_p {
+            if !(0.0..=1.0).contains(&min_p) {
+                return invalid_input!("min_p must be a float in [0, 1], got {min_p}");
+            }
+        }
+        if let Some(bad_words) = &self.bad_words_ids {
+            if bad_words.is_empty() || bad_words.iter().any(Vec::is_empty) {
+                return invalid_input!(
+                    "bad_words_ids must be a non-empty list of non-empty lists of token ids, got \
+                     {bad_words:?}"
+                );
+            }
+        }
+        match &self.stop_strings {
+            Some(StopStrings::Many(texts)) if texts.is_empty() => {
+                invalid_input!("stop_strings must not be an empty list")
+            }
+            Some(stops) if stops.to_vec().iter().any(String::is_empty) => {
+                invalid_input!("stop_strings must not contain an empty string")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The shortest total length (prompt included) before eos may be generated:
+    /// `min_new_tokens` after the prompt when set, else `min_length`.
+    pub fn min_total_length(&self, prompt_len: usize) -> usize {
+        match self.min_new_tokens {
+            Some(n) => prompt_len + n,
+            None => self.min_length,
+        }
     }
 
     /// How many tokens to generate after a prompt of `prompt_len` tokens, for a model with
@@ -148,14 +291,32 @@ mod tests {
             r#"{"top_p": 0.0}"#,
             r#"{"top_p": 1.5}"#,
             r#"{"repetition_penalty": 0.0}"#,
-            r#"{"num_beams": 4}"#,
             r#"{"top_k": -1}"#,
+            r#"{"num_beams": 0}"#,
+            r#"{"num_return_sequences": 2}"#,
+            r#"{"num_beams": 2, "num_return_sequences": 3}"#,
+            r#"{"early_stopping": "sometimes"}"#,
+            r#"{"typical_p": 0.0}"#,
+            r#"{"min_p": 1.5}"#,
+            r#"{"bad_words_ids": [[]]}"#,
+            r#"{"stop_strings": []}"#,
+            r#"{"num_beamz": 4}"#,
         ];
         for json in bad {
             assert!(GenerationConfig::from_json(json).is_err(), "{json}");
         }
-        let unknown = GenerationConfig::from_json(r#"{"num_beams": 4}"#).unwrap_err();
-        assert!(unknown.to_string().contains("num_beams"), "{unknown}");
+        let unknown = GenerationConfig::from_json(r#"{"num_beamz": 4}"#).unwrap_err();
+        assert!(unknown.to_string().contains("num_beamz"), "{unknown}");
+        let options = GenerationConfig::from_json(
+            r#"{"num_beams": 4, "early_stopping": "never", "stop_strings": "END",
+                "num_return_sequences": 2}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            options.early_stopping,
+            EarlyStopping::Never(NeverKeyword::Never)
+        );
+        assert_eq!(options.stop_strings.unwrap().to_vec(), ["END"]);
         let mistyped = GenerationConfig::from_json(r#"{"top_k": -1}"#).unwrap_err();
         assert!(mistyped.to_string().contains("top_k"), "{mistyped}");
         assert!(GenerationConfig::from_json("{}").is_ok());
@@ -168,11 +329,16 @@ mod tests {
         let config = |json| GenerationConfig::from_json(json).unwrap();
         assert_eq!(config("{}").new_tokens(5, 1024).unwrap(), 20);
         assert_eq!(config("{}").new_tokens(1014, 1024).unwrap(), 10);
-        assert_eq!(config(r#"{"max_length": 12}"#).new_tokens(5, 1024).unwrap(), 7);
+        assert_eq!(
+            config(r#"{"max_length": 12}"#).new_tokens(5, 1024).unwrap(),
+            7
+        );
         assert!(config(r#"{"max_length": 5}"#).new_tokens(5, 1024).is_err());
         let both = config(r#"{"max_length": 12, "max_new_tokens": 3}"#);
         assert_eq!(both.new_tokens(5, 1024).unwrap(), 3);
-        assert!(config(r#"{"max_new_tokens": 30}"#).new_tokens(1000, 1024).is_err());
+        assert!(config(r#"{"max_new_tokens": 30}"#)
+            .new_tokens(1000, 1024)
+            .is_err());
         assert_eq!(config(r#"{"top_k": 0}"#).top_k_filter(), None);
         assert_eq!(config("{}").top_k_filter(), Some(50));
     }

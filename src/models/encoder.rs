@@ -203,8 +203,10 @@ pub(crate) struct PackedBatch {
     ids: Tensor,
     positions: Tensor,
     token_types: Tensor,
-    /// For each packed token, its flat index `row * seq_len + column` in the padded batch.
-    index: Tensor,
+    /// For each position `row * seq_len + column` of the padded batch, its packed token, or
+    /// `total` (a zero row) on padding; `None` when nothing is padded, so that the packed
+    /// layout is the padded one.
+    slots: Option<Tensor>,
     /// Real tokens per row.
     lengths: Vec<u32>,
     /// Every row starts with a real token, so first-token outputs (pooler, classifier) are
@@ -248,7 +250,7 @@ impl PackedBatch {
             Some(types) => host_matrix("token_type_ids", types, &[batch, seq_len])?,
             None => vec![vec![0; seq_len]; batch],
         };
-        let (mut packed_ids, mut positions, mut packed_types, mut index, mut lengths) =
+        let (mut packed_ids, mut positions, mut packed_types, mut slots, mut lengths) =
             (vec![], vec![], vec![], vec![], vec![]);
         for (row, ((ids, mask), types)) in ids.iter().zip(&mask).zip(&types).enumerate() {
             let row_positions = F::position_ids(ids, cfg.pad_token_id);
@@ -270,9 +272,18 @@ impl PackedBatch {
                 packed_ids.push(id);
                 positions.push(row_positions[column]);
                 packed_types.push(token_type);
-                index.push((row * seq_len + column) as u32);
                 length += 1;
             }
+            slots.extend(mask.iter().map(|&m| m != 0).scan(
+                packed_ids.len() as u32 - length,
+                |next, real| {
+                    Some(if real {
+                        post_increment(next)
+                    } else {
+                        PADDING_SLOT
+                    })
+                },
+            ));
             if length == 0 {
                 return invalid_input!("row {row} of attention_mask has no tokens");
             }
@@ -280,11 +291,17 @@ impl PackedBatch {
         }
         let device = input_ids.device();
         let total = packed_ids.len();
+        let slots = if total == batch * seq_len {
+            None
+        } else {
+            let slots = slots.into_iter().map(|slot| slot.min(total as u32));
+            Some(Tensor::from_iter(slots, device)?)
+        };
         Ok(Self {
             ids: Tensor::from_vec(packed_ids, total, device)?,
             positions: Tensor::from_vec(positions, total, device)?,
             token_types: Tensor::from_vec(packed_types, total, device)?,
-            index: Tensor::from_vec(index, total, device)?,
+            slots,
             lengths,
             first_is_token: mask.iter().all(|row| row[0] != 0),
             dims: (batch, seq_len),
@@ -292,14 +309,20 @@ impl PackedBatch {
     }
 
     /// Packed rows (total, n) back to the padded layout (batch, seq, n), zeros on padding (as
-    /// PyTorch's nested-tensor fast path returns).
+    /// PyTorch's nested-tensor fast path returns). A gather, not a scatter: on a GPU candle's
+    /// `index_add` costs tens of times a gather's time.
     pub(crate) fn unpack(&self, packed: &Tensor) -> candle_core::Result<Tensor> {
         let (batch, seq_len) = self.dims;
         let width = packed.dim(1)?;
-        let padded = Tensor::zeros((batch * seq_len, width), packed.dtype(), packed.device())?;
-        padded
-            .index_add(&self.index, packed, 0)?
-            .reshape((batch, seq_len, width))
+        match &self.slots {
+            None => packed.reshape((batch, seq_len, width)),
+            Some(slots) => {
+                let zero = Tensor::zeros((1, width), packed.dtype(), packed.device())?;
+                Tensor::cat(&[packed, &zero], 0)?
+                    .index_select(slots, 0)?
+                    .reshape((batch, seq_len, width))
+            }
+        }
     }
 
     /// Attention probabilities of the padded attention layout, (batch, heads, width, width) with
@@ -309,17 +332,21 @@ impl PackedBatch {
         let (_, seq_len) = self.dims;
         let heads = probabilities.dim(1)?;
         let (dtype, device) = (probabilities.dtype(), probabilities.device());
-        let index = self.index.to_vec1::<u32>()?;
-        let mut start = 0;
+        // The columns of each row's real tokens, in order.
+        let slots = match &self.slots {
+            Some(slots) => Some(slots.to_vec1::<u32>()?),
+            None => None,
+        };
+        let total: u32 = self.lengths.iter().sum();
         let mut rows = Vec::with_capacity(self.lengths.len());
         for (row, &length) in self.lengths.iter().enumerate() {
             let n = length as usize;
-            let offset = (row * seq_len) as u32;
-            let columns: Vec<u32> = index[start..start + n]
-                .iter()
-                .map(|&i| i - offset)
-                .collect();
-            start += n;
+            let columns: Vec<u32> = match &slots {
+                Some(slots) => (0..seq_len as u32)
+                    .filter(|&c| slots[row * seq_len + c as usize] < total)
+                    .collect(),
+                None => (0..n as u32).collect(),
+            };
             let columns = Tensor::from_vec(columns, n, device)?;
             let real = probabilities
                 .get(row)?
@@ -360,14 +387,35 @@ enum SequenceAttention {
     /// Per-sequence products over the packed tokens: on the CPU they skip all padding, and
     /// their batched matmuls beat candle's fused varlen kernel.
     Packed { lengths: Tensor, max_len: usize },
-    /// One batched product over the sequences laid out `width` wide, each row's tokens first
-    /// and `key_bias` (batch, 1, 1, width) masking the rest: on a GPU that is a dozen kernels
-    /// per layer, where per-sequence products cost a dozen per sequence.
+    /// One batched product over the sequences laid out `width` wide, each row's tokens first:
+    /// on a GPU that is a dozen kernels per layer, where per-sequence products cost a dozen per
+    /// sequence. `layout` is `None` when every sequence is `width` long (no padding: the packed
+    /// layout is the padded one, and nothing is masked).
     Padded {
-        index: Tensor,
-        key_bias: Tensor,
+        batch: usize,
         width: usize,
+        layout: Option<PaddedLayout>,
     },
+}
+
+/// How packed tokens map onto a padded (batch, width) layout and back, by gathers only.
+struct PaddedLayout {
+    /// For each padded slot, its packed token; padding slots read token 0, whose key the mask
+    /// hides and whose query output is dropped.
+    gather: Tensor,
+    /// For each packed token, its padded slot `row * width + k`.
+    gather_back: Tensor,
+    /// (batch, 1, 1, width): 0 on tokens, the dtype's lowest finite value on padding.
+    key_bias: Tensor,
+}
+
+/// A padding position's slot before the zero row's index (`total`) is known.
+const PADDING_SLOT: u32 = u32::MAX;
+
+/// `*n`, then increments it.
+fn post_increment(n: &mut u32) -> u32 {
+    *n += 1;
+    *n - 1
 }
 
 impl SequenceAttention {
@@ -395,21 +443,16 @@ impl SequenceAttention {
 
     fn padded(lengths: &[u32], dtype: DType, device: &Device) -> candle_core::Result<Self> {
         let width = lengths.iter().copied().max().unwrap_or(0);
-        let index: Vec<u32> = (0u32..)
-            .zip(lengths)
-            .flat_map(|(row, &n)| (0..n).map(move |k| row * width + k))
-            .collect();
-        // The dtype's lowest finite value, as transformers masks: no `-inf * 0`, no NaN.
-        let lowest = lowest_finite(dtype);
-        let key_bias: Vec<f32> = lengths
-            .iter()
-            .flat_map(|&n| (0..width).map(move |k| if k < n { 0.0 } else { lowest }))
-            .collect();
-        let (batch, width, total) = (lengths.len(), width as usize, index.len());
+        let batch = lengths.len();
+        let layout = if lengths.iter().all(|&n| n == width) {
+            None
+        } else {
+            Some(PaddedLayout::new(lengths, width, dtype, device)?)
+        };
         Ok(Self::Padded {
-            index: Tensor::from_vec(index, total, device)?,
-            key_bias: Tensor::from_vec(key_bias, (batch, 1, 1, width), device)?.to_dtype(dtype)?,
-            width,
+            batch,
+            width: width as usize,
+            layout,
         })
     }
 
@@ -444,28 +487,71 @@ impl SequenceAttention {
                 Ok((context, None))
             }
             Self::Padded {
-                index,
-                key_bias,
+                batch,
                 width,
+                layout,
             } => {
-                let batch = key_bias.dim(0)?;
-                let padded = Tensor::zeros((batch * width, width3), qkv.dtype(), qkv.device())?
-                    .index_add(index, qkv, 0)?
-                    .reshape((batch, *width, 3, num_heads, head_dim))?
+                let (batch, width) = (*batch, *width);
+                let padded = match layout {
+                    Some(layout) => qkv.index_select(&layout.gather, 0)?,
+                    None => qkv.clone(),
+                };
+                let padded = padded
+                    .reshape((batch, width, 3, num_heads, head_dim))?
                     .permute((2, 0, 3, 1, 4))?;
                 let q = padded.get(0)?.contiguous()?;
                 let k = padded.get(1)?.contiguous()?;
                 let v = padded.get(2)?.contiguous()?;
-                let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(key_bias)?;
+                let mut scores = (q.matmul(&k.t()?)? * scale)?;
+                if let Some(layout) = layout {
+                    scores = scores.broadcast_add(&layout.key_bias)?;
+                }
                 let probabilities = candle_nn::ops::softmax_last_dim(&scores)?;
                 let context = probabilities
                     .matmul(&v)?
                     .transpose(1, 2)?
-                    .reshape((batch * width, hidden))?
-                    .index_select(index, 0)?;
+                    .reshape((batch * width, hidden))?;
+                let context = match layout {
+                    Some(layout) => context.index_select(&layout.gather_back, 0)?,
+                    None => context,
+                };
                 Ok((context, keep_probabilities.then_some(probabilities)))
             }
         }
+    }
+}
+
+impl PaddedLayout {
+    fn new(
+        lengths: &[u32],
+        width: u32,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Self> {
+        let starts = lengths.iter().scan(0u32, |start, &n| {
+            *start += n;
+            Some(*start - n)
+        });
+        let gather: Vec<u32> = starts
+            .zip(lengths)
+            .flat_map(|(start, &n)| (0..width).map(move |k| if k < n { start + k } else { 0 }))
+            .collect();
+        let gather_back: Vec<u32> = (0u32..)
+            .zip(lengths)
+            .flat_map(|(row, &n)| (0..n).map(move |k| row * width + k))
+            .collect();
+        // The dtype's lowest finite value, as transformers masks: no `-inf * 0`, no NaN.
+        let lowest = lowest_finite(dtype);
+        let key_bias: Vec<f32> = lengths
+            .iter()
+            .flat_map(|&n| (0..width).map(move |k| if k < n { 0.0 } else { lowest }))
+            .collect();
+        let (batch, width) = (lengths.len(), width as usize);
+        Ok(Self {
+            gather: Tensor::from_vec(gather, batch * width, device)?,
+            gather_back: Tensor::new(gather_back, device)?,
+            key_bias: Tensor::from_vec(key_bias, (batch, 1, 1, width), device)?.to_dtype(dtype)?,
+        })
     }
 }
 
@@ -915,20 +1001,26 @@ mod tests {
     /// products, on the CPU: odd lengths, a one-token row, heads of width 5.
     #[test]
     fn padded_attention_matches_per_sequence_attention() -> candle_core::Result<()> {
-        let (lengths, heads, head_dim) = ([5u32, 1, 7, 3], 3, 5);
+        padded_attention_matches(&[5, 1, 7, 3])?;
+        // Equal lengths: no gathers, no mask.
+        padded_attention_matches(&[4, 4, 4])
+    }
+
+    fn padded_attention_matches(lengths: &[u32]) -> candle_core::Result<()> {
+        let (heads, head_dim) = (3, 5);
         let total = lengths.iter().sum::<u32>() as usize;
         let qkv = Tensor::randn(0f32, 1.0, (total, 3 * heads * head_dim), &Device::Cpu)?;
-        let expected = SequenceAttention::packed(&lengths, &Device::Cpu)?
+        let expected = SequenceAttention::packed(lengths, &Device::Cpu)?
             .attend(&qkv, heads, false)?
             .0;
-        let padded = SequenceAttention::padded(&lengths, DType::F32, &Device::Cpu)?;
+        let padded = SequenceAttention::padded(lengths, DType::F32, &Device::Cpu)?;
         let diff = (padded.attend(&qkv, heads, false)?.0 - &expected)?
             .abs()?
             .max_all()?;
         assert!(diff.to_scalar::<f32>()? < 1e-5);
         // Half precision: the mask stays finite, so no row turns to NaN.
         for (dtype, tolerance) in [(DType::F16, 1e-2), (DType::BF16, 5e-2)] {
-            let padded = SequenceAttention::padded(&lengths, dtype, &Device::Cpu)?;
+            let padded = SequenceAttention::padded(lengths, dtype, &Device::Cpu)?;
             let context = padded
                 .attend(&qkv.to_dtype(dtype)?, heads, false)?
                 .0

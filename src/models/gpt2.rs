@@ -253,6 +253,24 @@ pub struct Gpt2Cache {
     layers: Vec<KvCache>,
 }
 
+impl Gpt2Cache {
+    /// Keeps the cached keys and values of `rows`, in that order (beam search continues some
+    /// beams more than once and drops others).
+    pub fn select_rows(&mut self, rows: &[u32]) -> candle_core::Result<()> {
+        for layer in &mut self.layers {
+            let (Some(keys), Some(values)) = (layer.k()?, layer.v()?) else {
+                continue;
+            };
+            let index = Tensor::from_slice(rows, rows.len(), keys.device())?;
+            let keys = keys.contiguous()?.index_select(&index, 0)?;
+            let values = values.contiguous()?.index_select(&index, 0)?;
+            layer.reset();
+            layer.append(&keys, &values)?;
+        }
+        Ok(())
+    }
+}
+
 /// The additive attention bias, row-major (batch, queries, keys): 0 where query `i` (at absolute
 /// index `offset + i`) may see key `j` — `j <= offset + i` and `attention_mask[j] == 1` — and
 /// `lowest` elsewhere. One finite value for both reasons, so no sum ever overflows to `-inf`.

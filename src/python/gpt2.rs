@@ -10,9 +10,10 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::convert::{candle_err, to_py_err, HostOutputs, IdMatrix};
+use super::tokenizer::Tokenizer;
 use crate::device::{parse_device, parse_dtype};
 use crate::error::{invalid_input, Result};
-use crate::generation::{GenerationConfig, Generator};
+use crate::generation::{self, GenerationConfig, Generator};
 use crate::models::gpt2::{from_dir, GPT2Config, GPT2LMHeadModel, GPT2Model};
 use crate::models::outputs::OutputOptions;
 
@@ -137,15 +138,90 @@ impl GPT2 {
     }
 
     /// Starts a generation; `generation_config` is the JSON of the Python `GenerationConfig`'s
-    /// options. The stream yields one token per row and step, and `finish()` runs it to the end.
-    #[pyo3(signature = (input_ids, attention_mask=None, generation_config="{}"))]
+    /// options, `tokenizer` the model's (for `stop_strings`). The stream yields one token per
+    /// row and step, and `finish()` runs it to the end.
+    #[pyo3(signature = (input_ids, attention_mask=None, generation_config="{}", tokenizer=None))]
     fn stream(
         &self,
         py: Python<'_>,
         input_ids: PyReadonlyArray2<'_, i64>,
         attention_mask: Option<PyReadonlyArray2<'_, i64>>,
         generation_config: &str,
+        tokenizer: Option<&Bound<'_, Tokenizer>>,
     ) -> PyResult<GenerationStream> {
+        let (model, ids, mask, config) =
+            self.generation_inputs(input_ids, attention_mask, generation_config)?;
+        let tokenizer = tokenizer.map(|t| &t.get().inner);
+        let generator = py
+            .detach(|| Generator::new(model, ids, mask, config, tokenizer))
+            .map_err(to_py_err)?;
+        Ok(GenerationStream {
+            generator: Mutex::new(generator),
+        })
+    }
+
+    /// Generates to the end (beam search included); returns {"sequences": int64 (rows, length)}
+    /// and, when asked for, "scores" (a list of float32 (rows, vocab) arrays, one a step),
+    /// "sequences_scores" and "beam_indices".
+    #[pyo3(signature = (input_ids, attention_mask=None, generation_config="{}", tokenizer=None))]
+    fn generate<'py>(
+        &self,
+        py: Python<'py>,
+        input_ids: PyReadonlyArray2<'py, i64>,
+        attention_mask: Option<PyReadonlyArray2<'py, i64>>,
+        generation_config: &str,
+        tokenizer: Option<&Bound<'py, Tokenizer>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (model, ids, mask, config) =
+            self.generation_inputs(input_ids, attention_mask, generation_config)?;
+        let tokenizer = tokenizer.map(|t| &t.get().inner);
+        let output = py
+            .detach(|| generation::generate(model, ids, mask, config, tokenizer))
+            .map_err(to_py_err)?;
+        let dict = PyDict::new(py);
+        dict.set_item("sequences", ids_to_numpy(py, &output.sequences)?)?;
+        if let Some(steps) = output.scores {
+            let arrays = steps
+                .into_iter()
+                .map(|rows| {
+                    let (height, width) = (rows.len(), rows.first().map_or(0, Vec::len));
+                    let flat: Vec<f32> = rows.into_iter().flatten().collect();
+                    Ok(PyArray1::from_vec(py, flat)
+                        .reshape([height, width])?
+                        .into_any())
+                })
+                .collect::<PyResult<Vec<_>>>()?;
+            dict.set_item("scores", arrays)?;
+        }
+        if let Some(scores) = output.sequences_scores {
+            dict.set_item("sequences_scores", PyArray1::from_vec(py, scores))?;
+        }
+        if let Some(indices) = output.beam_indices {
+            let width = indices.first().map_or(0, Vec::len);
+            let flat: Vec<i64> = indices.iter().flatten().copied().collect();
+            dict.set_item(
+                "beam_indices",
+                PyArray1::from_vec(py, flat).reshape([indices.len(), width])?,
+            )?;
+        }
+        Ok(dict)
+    }
+}
+
+impl GPT2 {
+    /// The language model head, the prompt rows, the mask rows and the parsed config.
+    #[allow(clippy::type_complexity)]
+    fn generation_inputs(
+        &self,
+        input_ids: PyReadonlyArray2<'_, i64>,
+        attention_mask: Option<PyReadonlyArray2<'_, i64>>,
+        generation_config: &str,
+    ) -> PyResult<(
+        Arc<GPT2LMHeadModel>,
+        Vec<Vec<u32>>,
+        Option<Vec<Vec<u32>>>,
+        GenerationConfig,
+    )> {
         let model = match &self.head {
             Head::CausalLm(model) => model.clone(),
             Head::Base(_) => {
@@ -159,12 +235,7 @@ impl GPT2 {
             .map(|a| IdMatrix::from_numpy("attention_mask", &a).map(|m| rows(&m)))
             .transpose()?;
         let config = GenerationConfig::from_json(generation_config).map_err(to_py_err)?;
-        let generator = py
-            .detach(|| Generator::new(model, ids, mask, config))
-            .map_err(to_py_err)?;
-        Ok(GenerationStream {
-            generator: Mutex::new(generator),
-        })
+        Ok((model, ids, mask, config))
     }
 }
 

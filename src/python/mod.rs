@@ -1,6 +1,7 @@
 //! The Python binding layer (`candle_port._core`): converts numpy arrays, strings and errors, and
 //! releases the GIL around model work. No model logic lives here.
 
+mod chat;
 mod convert;
 mod encoder;
 mod gpt2;
@@ -18,6 +19,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     gpt2::register(m)?;
     m.add_class::<tokenizer::Tokenizer>()?;
     hub::register(m)?;
+    chat::register(m)?;
     Ok(())
 }
 

@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use numpy::{PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{IntoPyDict, PyDict};
 
 use super::convert::to_py_err;
+use crate::chat::ChatTemplates;
 use crate::error::Error;
 use crate::tokenizer::{
     EncodeOptions, Padding, Tokenizer as RustTokenizer, Truncation, TruncationStrategy,
@@ -16,7 +17,7 @@ use crate::tokenizer::{
 /// transformers-style API built on it).
 #[pyclass(frozen, module = "candle_port._core")]
 pub struct Tokenizer {
-    inner: RustTokenizer,
+    pub(super) inner: RustTokenizer,
 }
 
 #[pymethods]
@@ -186,7 +187,17 @@ impl Tokenizer {
         self.inner.model_input_names().to_vec()
     }
 
-    /// Writes tokenizer.json and tokenizer_config.json into a directory.
+    /// The model's chat template: None, a template, or {name: template} when it has several.
+    #[getter]
+    fn chat_template<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        Ok(match self.inner.chat_templates() {
+            ChatTemplates::None => None,
+            ChatTemplates::Single(template) => Some(template.into_pyobject(py)?.into_any()),
+            ChatTemplates::Named(named) => Some(named.clone().into_py_dict(py)?.into_any()),
+        })
+    }
+
+    /// Writes tokenizer.json, tokenizer_config.json and the chat templates into a directory.
     fn save_pretrained(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         py.detach(|| self.inner.save_pretrained(&path))
             .map_err(to_py_err)
