@@ -179,3 +179,10 @@ def test_gpt2_hidden_states_and_attentions(tmp_path, model_class):
             queries = real[row]
             assert max_abs_diff(mine[row][:, queries], theirs.numpy()[row][:, queries]) <= TOLERANCE
     assert list(ours_model(ids, mask).keys()) == [main]
+
+
+def test_attentions_without_padding(checkpoint):
+    directory, model = checkpoint("xlm-roberta", "base", "h48-3heads")
+    ids, mask, types = padded_batch(ROBERTA_CONFIGS["h48-3heads"], lengths=[7, 7])
+    ours = candle_port.XLMRobertaModel.from_pretrained(directory)(ids, mask, types, output_attentions=True)
+    assert_attentions(ours.attentions, reference(model, ids, mask, types, output_attentions=True).attentions, mask.astype(bool))
