@@ -1,7 +1,8 @@
 """The ``candle-port`` command line (also ``python -m candle_port``).
 
-Subcommands: ``classify``, ``fill-mask``, ``ner``, ``embed`` and ``generate`` run a pipeline on
-texts given as arguments or, when there are none, on stdin (one text a line); ``download``
+Subcommands: ``classify``, ``fill-mask``, ``ner``, ``embed``, ``zero-shot`` and ``generate`` run a
+pipeline on texts given as arguments or, when there are none, on stdin (one text a line); ``qa``
+answers a question from a context, or JSON lines of them; ``download``
 fetches a model from the hub; ``chat`` talks with a chat model (``chat_cli``); ``check``
 compares a checkpoint's outputs with transformers'.
 Each subcommand is a function taking the parsed arguments; ``build_parser`` registers them.
@@ -108,7 +109,8 @@ def _flatten(proposals: List[Any]) -> List[Dict[str, Any]]:
 def ner(args: argparse.Namespace) -> int:
     """Prints ``entity<TAB>score<TAB>start-end<TAB>word`` per entity."""
     texts = read_texts(args)
-    results = make_pipeline("token-classification", args, aggregation_strategy=args.aggregation_strategy)(texts)
+    options = {} if args.stride is None else {"stride": args.stride}
+    results = make_pipeline("token-classification", args, aggregation_strategy=args.aggregation_strategy, **options)(texts)
     if args.json:
         print_json(results)
         return 0
@@ -119,6 +121,108 @@ def ner(args: argparse.Namespace) -> int:
             label = entity.get("entity_group", entity.get("entity"))
             print(f"{label}\t{entity['score']:.4f}\t{entity['start']}-{entity['end']}\t{entity['word']}")
     return 0
+
+
+def qa(args: argparse.Namespace) -> int:
+    """Answers ``--question`` from ``--context``, or each ``{"question", "context"}`` line of
+    ``--jsonl`` (a file, or ``-`` / nothing for stdin); prints ``score<TAB>start-end<TAB>answer``
+    per answer."""
+    if (args.question is None) != (args.context is None):
+        raise ValueError("give both --question and --context, or neither and JSON lines with --jsonl")
+    if args.question is not None:
+        if args.jsonl is not None:
+            raise ValueError("give either --question and --context, or --jsonl, not both")
+        pairs = [{"question": args.question, "context": args.context}]
+    else:
+        pairs = _read_qa_lines(args.jsonl or "-")
+    options = dict(
+        top_k=args.top_k,
+        max_answer_len=args.max_answer_len,
+        handle_impossible_answer=args.handle_impossible_answer,
+    )
+    options.update({name: value for name, value in (("max_seq_len", args.max_seq_len), ("doc_stride", args.doc_stride)) if value is not None})
+    results = make_pipeline("question-answering", args, **options)(pairs)
+    results = [results] if len(pairs) == 1 else results  # the pipeline unwraps a single pair
+    if args.json:
+        print_json(results)
+        return 0
+    for pair, answers in zip(pairs, results):
+        if len(pairs) > 1:
+            print(pair["question"])
+        for answer in answers if isinstance(answers, list) else [answers]:
+            print(f"{answer['score']:.4f}\t{answer['start']}-{answer['end']}\t{answer['answer']}")
+    return 0
+
+
+def _read_qa_lines(path: str) -> List[Dict[str, Any]]:
+    """The ``{"question", "context"}`` objects of a JSON lines file (``-``: stdin)."""
+    source = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    name = "stdin" if path == "-" else path
+    pairs = []
+    with source:
+        for number, line in enumerate(source, 1):
+            if not line.strip():
+                continue
+            try:
+                pair = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{name} line {number} is not JSON: {err}") from None
+            if not isinstance(pair, dict) or not {"question", "context"} <= pair.keys():
+                raise ValueError(f'{name} line {number} must be an object with "question" and "context"')
+            pairs.append({"question": pair["question"], "context": pair["context"]})
+    if not pairs:
+        raise ValueError(f"no questions in {name}: one JSON object per line, with question and context")
+    return pairs
+
+
+def zero_shot(args: argparse.Namespace) -> int:
+    """Scores ``--labels`` for each text; prints ``label<TAB>score`` per label, best first."""
+    texts = read_texts(args)
+    classify_text = make_pipeline(
+        "zero-shot-classification",
+        args,
+        candidate_labels=args.labels,
+        hypothesis_template=args.hypothesis_template,
+        multi_label=args.multi_label,
+    )
+    results = classify_text(texts)
+    if args.json:
+        print_json(results)
+        return 0
+    for result in results:
+        if len(texts) > 1:
+            print(result["sequence"])
+        for label, score in zip(result["labels"], result["scores"]):
+            print(f"{label}\t{score:.4f}")
+    return 0
+
+
+def _add_qa_parser(commands: Any) -> None:
+    sub = commands.add_parser(
+        "qa",
+        help="extractive question answering",
+        description='Answers --question from --context, or the {"question": ..., "context": ...} lines of --jsonl.',
+    )
+    _common_options(sub, with_texts=False)
+    sub.add_argument("--batch-size", type=int, default=8)
+    sub.add_argument("--question")
+    sub.add_argument("--context")
+    sub.add_argument("--jsonl", metavar="FILE", help='JSON lines of questions and contexts ("-": stdin, the default)')
+    sub.add_argument("--top-k", type=int, default=1, help="answers per question")
+    sub.add_argument("--max-answer-len", type=int, default=15, help="the longest answer, in tokens")
+    sub.add_argument("--max-seq-len", type=int, help="tokens per window of a long context (default: the model's limit, at most 384)")
+    sub.add_argument("--doc-stride", type=int, help="tokens shared by consecutive windows")
+    sub.add_argument("--handle-impossible-answer", action="store_true", help="allow the empty answer")
+    sub.set_defaults(run=qa)
+
+
+def _add_zero_shot_parser(commands: Any) -> None:
+    sub = commands.add_parser("zero-shot", help="zero-shot classification with an NLI model")
+    _common_options(sub)
+    sub.add_argument("--labels", required=True, help='the candidate labels, comma-separated: "sports,politics"')
+    sub.add_argument("--hypothesis-template", default="This example is {}.")
+    sub.add_argument("--multi-label", action="store_true", help="score each label on its own")
+    sub.set_defaults(run=zero_shot)
 
 
 def embed(args: argparse.Namespace) -> int:
@@ -287,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("ner", help="named entities (token classification)")
     _common_options(sub)
     sub.add_argument("--aggregation-strategy", choices=["none", "simple"], default="simple")
+    sub.add_argument("--stride", type=int, help="tag long texts in windows overlapping by this many tokens")
     sub.set_defaults(run=ner)
 
     sub = commands.add_parser("embed", help="one embedding vector per text")
@@ -313,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(run=generate)
 
     add_chat_parser(commands, _common_options)
+    _add_qa_parser(commands)
+    _add_zero_shot_parser(commands)
 
     sub = commands.add_parser("download", help="download a model from the Hugging Face hub")
     sub.add_argument("repo_id", help='e.g. "FacebookAI/roberta-base"')
