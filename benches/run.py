@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-SUITES = ["bench_encoder", "bench_gpt2", "bench_tokenizer"]
+SUITES = ["bench_encoder", "bench_gpt2", "bench_tokenizer", "bench_qa"]
 
 
 def print_table(rows: list) -> None:
